@@ -1,0 +1,166 @@
+#include "app/worker.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "session/session.hpp"
+#include "util/log.hpp"
+
+namespace xs::app {
+
+Worker::Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+               std::function<void()> on_exit)
+    : id_(id), cfg_(std::move(cfg)), fds_(std::move(listen_fds)), on_exit_(std::move(on_exit)),
+      scratch_(new char[kScratchSize]) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &async_, on_async);
+    async_.data = this;
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+    for (std::size_t i = 0; i < fds_.size(); ++i) {
+        auto l = std::make_unique<ListenerHandle>();
+        l->worker = this;
+        l->index = i;
+        uv_tcp_init(&loop_, &l->tcp);
+        l->tcp.data = l.get();
+        if (int rc = uv_tcp_open(&l->tcp, fds_[i]); rc != 0) {
+            log::error("worker ", id_, ": uv_tcp_open: ", uv_strerror(rc));
+            std::abort();
+        }
+        listeners_.push_back(std::move(l));
+    }
+}
+
+Worker::~Worker() {
+    join();
+    uv_loop_close(&loop_);
+}
+
+void Worker::start() {
+    for (auto& l : listeners_) {
+        if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), cfg_->proxy.backlog,
+                               on_connection);
+            rc != 0) {
+            log::error("worker ", id_, ": listen: ", uv_strerror(rc));
+            std::abort();
+        }
+    }
+    thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (on_exit_) on_exit_();
+}
+
+void Worker::post_drain() {
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        posted_drain_ = true;
+        if (closed_) return;
+    }
+    uv_async_send(&async_);
+}
+
+void Worker::post_cut() {
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        posted_drain_ = true;
+        posted_cut_ = true;
+        if (closed_) return;
+    }
+    uv_async_send(&async_);
+}
+
+void Worker::post_config(std::shared_ptr<const config::Config> cfg) {
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        posted_cfg_ = std::move(cfg);
+        if (closed_) return;
+    }
+    uv_async_send(&async_);
+}
+
+void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_posted(); }
+
+void Worker::apply_posted() {
+    bool drain, cut;
+    std::shared_ptr<const config::Config> cfg;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        drain = posted_drain_;
+        cut = posted_cut_;
+        posted_cut_ = false;
+        cfg = std::move(posted_cfg_);
+    }
+    if (cfg) cfg_ = std::move(cfg);  // live sessions keep the snapshot they started with
+    if (drain) begin_drain();
+    if (cut) cut_all();
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) {
+    auto* l = static_cast<ListenerHandle*>(server->data);
+    Worker* w = l->worker;
+    if (status < 0) {
+        log::warn("worker ", w->id_, ": accept: ", uv_strerror(status));
+        return;
+    }
+    if (w->draining_) return;
+    auto* s = new session::Session(*w, w->cfg_, l->index);
+    s->start(server);  // the session owns itself from here on
+}
+
+void Worker::session_started(session::Session* s) {
+    s->next = sessions_;
+    if (sessions_) sessions_->prev = s;
+    sessions_ = s;
+    ++live_;
+}
+
+void Worker::session_ended(session::Session* s) {
+    if (s->prev) s->prev->next = s->next;
+    else sessions_ = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = nullptr;
+    --live_;
+    maybe_exit();
+}
+
+void Worker::begin_drain() {
+    if (draining_) return;
+    draining_ = true;
+    for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    log::info("worker ", id_, ": draining ", live_, " live session(s), up to ",
+              cfg_->proxy.drain_timeout.count(), " ms");
+    uv_timer_start(&drain_timer_, on_drain_timer,
+                   static_cast<uint64_t>(cfg_->proxy.drain_timeout.count()), 0);
+    maybe_exit();
+}
+
+void Worker::on_drain_timer(uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    if (w->live_ > 0) log::info("worker ", w->id_, ": drain timeout, cutting ", w->live_, " session(s)");
+    w->cut_all();
+}
+
+void Worker::cut_all() {
+    while (sessions_) sessions_->cut();  // cut() unlinks the session
+}
+
+void Worker::maybe_exit() {
+    if (!draining_ || live_ > 0 || exiting_) return;
+    exiting_ = true;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        closed_ = true;  // no uv_async_send on a closing handle
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+}  // namespace xs::app

@@ -1,0 +1,87 @@
+// One event loop on its own thread, with its own SO_REUSEPORT listening socket per listener.
+// A session lives on one worker from accept to close. Other threads talk to a worker only
+// through post_*(), which wake its loop with a uv_async_t.
+#pragma once
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace xs::session {
+class Session;
+}
+
+namespace xs::app {
+
+class Worker {
+public:
+    // listen_fds[i] is this worker's socket for cfg->listeners[i]; the worker owns them.
+    Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+           std::function<void()> on_exit);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    void start();
+    void join();
+
+    // Thread-safe.
+    void post_drain();                                      // stop accepting; finish when idle
+    void post_cut();                                        // cut every session now
+    void post_config(std::shared_ptr<const config::Config> cfg);  // for new sessions
+
+    // Loop thread only (used by sessions).
+    uv_loop_t* loop() { return &loop_; }
+    char* scratch() { return scratch_.get(); }
+    static constexpr std::size_t kScratchSize = 64 * 1024;
+    void session_started(session::Session* s);
+    void session_ended(session::Session* s);
+    unsigned id() const { return id_; }
+
+private:
+    struct ListenerHandle {
+        uv_tcp_t tcp{};
+        Worker* worker = nullptr;
+        std::size_t index = 0;
+    };
+
+    void run();
+    void apply_posted();
+    void begin_drain();
+    void cut_all();
+    void maybe_exit();
+    static void on_async(uv_async_t* a);
+    static void on_connection(uv_stream_t* server, int status);
+    static void on_drain_timer(uv_timer_t* t);
+
+    unsigned id_;
+    std::shared_ptr<const config::Config> cfg_;
+    std::vector<int> fds_;
+    std::function<void()> on_exit_;
+    std::thread thread_;
+
+    uv_loop_t loop_{};
+    uv_async_t async_{};
+    uv_timer_t drain_timer_{};
+    std::vector<std::unique_ptr<ListenerHandle>> listeners_;
+    std::unique_ptr<char[]> scratch_;
+
+    session::Session* sessions_ = nullptr;
+    std::size_t live_ = 0;
+    bool draining_ = false;
+    bool exiting_ = false;
+
+    std::mutex mu_;  // guards the posted_* fields
+    bool posted_drain_ = false;
+    bool posted_cut_ = false;
+    bool closed_ = false;
+    std::shared_ptr<const config::Config> posted_cfg_;
+};
+
+}  // namespace xs::app

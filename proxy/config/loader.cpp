@@ -1,0 +1,372 @@
+#include "config/loader.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "config/values.hpp"
+#include "routing/stream_header_sniffer.hpp"
+
+namespace xs::config {
+namespace {
+
+using routing::RouteField;
+
+class Loader {
+public:
+    explicit Loader(std::string path) : path_(std::move(path)) {}
+
+    LoadResult run(std::string_view text) {
+        toml::table root;
+        try {
+            root = toml::parse(text, path_);
+        } catch (const toml::parse_error& e) {
+            add(e.source(), std::string(e.description()));
+            return finish();
+        }
+        known_keys(root, {"proxy", "listener", "backend", "route"});
+        if (auto* p = root.get("proxy")) {
+            if (auto* t = p->as_table()) load_proxy(*t);
+            else add(p->source(), "[proxy] must be a table");
+        }
+        for_each_table(root, "listener", [&](const toml::table& t) { load_listener(t); });
+        for_each_table(root, "backend", [&](const toml::table& t) { load_backend(t); });
+        for_each_table(root, "route", [&](const toml::table& t) { load_route(t); });
+        if (cfg_->listeners.empty()) add(root.source(), "no [[listener]] configured", true);
+        if (cfg_->backends.empty()) add(root.source(), "no [[backend]] configured", true);
+        if (spec_.routes.empty()) add(root.source(), "no [[route]] configured", true);
+        check_unique(cfg_->listeners, "listener");
+        check_unique(cfg_->backends, "backend");
+        compile_routes();
+        return finish();
+    }
+
+private:
+    struct RouteNodes {
+        const toml::table* table = nullptr;
+    };
+
+    std::string path_;
+    std::vector<ConfigError> errors_;
+    std::shared_ptr<Config> cfg_ = std::make_shared<Config>();
+    routing::TableSpec spec_;
+    std::vector<RouteNodes> route_nodes_;
+    std::vector<const toml::table*> listener_nodes_, backend_nodes_;
+
+    void add(const toml::source_region& r, std::string msg, bool file_level = false) {
+        ConfigError e;
+        e.file = path_;
+        e.line = file_level ? 1 : r.begin.line;
+        e.column = file_level ? 1 : r.begin.column;
+        if (e.line == 0) e.line = 1;
+        if (e.column == 0) e.column = 1;
+        e.message = std::move(msg);
+        errors_.push_back(std::move(e));
+    }
+
+    LoadResult finish() {
+        LoadResult r;
+        if (errors_.empty()) {
+            cfg_->path = path_;
+            r.config = cfg_;
+        } else {
+            std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+                return a.line != b.line ? a.line < b.line : a.column < b.column;
+            });
+            r.errors = std::move(errors_);
+        }
+        return r;
+    }
+
+    void known_keys(const toml::table& t, std::initializer_list<std::string_view> allowed,
+                    std::string_view where = "") {
+        for (auto&& [k, v] : t) {
+            bool ok = false;
+            for (auto a : allowed) ok = ok || k.str() == a;
+            if (!ok) {
+                std::string m = "unknown key '" + std::string(k.str()) + "'";
+                if (!where.empty()) m += " in " + std::string(where);
+                add(k.source(), m);
+            }
+        }
+    }
+
+    template <typename F>
+    void for_each_table(const toml::table& root, std::string_view key, F&& f) {
+        const toml::node* n = root.get(key);
+        if (!n) return;
+        const toml::array* arr = n->as_array();
+        if (!arr) {
+            add(n->source(), "'" + std::string(key) + "' must be an array of tables: [[" +
+                                 std::string(key) + "]]");
+            return;
+        }
+        for (auto& item : *arr) {
+            if (auto* t = item.as_table()) f(*t);
+            else add(item.source(), "[[" + std::string(key) + "]] entries must be tables");
+        }
+    }
+
+    const std::string* get_string(const toml::table& t, std::string_view key, bool required,
+                                  std::string_view where) {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            if (required) add(t.source(), std::string(where) + " needs '" + std::string(key) + "'");
+            return nullptr;
+        }
+        if (auto* s = n->as_string()) return &s->get();
+        add(n->source(), "'" + std::string(key) + "' must be a string");
+        return nullptr;
+    }
+
+    std::vector<std::string> get_strings(const toml::table& t, std::string_view key,
+                                         bool required, std::string_view where) {
+        std::vector<std::string> out;
+        const toml::node* n = t.get(key);
+        if (!n) {
+            if (required) add(t.source(), std::string(where) + " needs '" + std::string(key) + "'");
+            return out;
+        }
+        const toml::array* a = n->as_array();
+        if (!a) {
+            add(n->source(), "'" + std::string(key) + "' must be an array of strings");
+            return out;
+        }
+        for (auto& item : *a) {
+            if (auto* s = item.as_string()) out.push_back(s->get());
+            else add(item.source(), "'" + std::string(key) + "' must contain only strings");
+        }
+        return out;
+    }
+
+    void get_duration(const toml::table& t, std::string_view key, Millis& out, bool allow_zero) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        const auto* s = n->as_string();
+        std::string why;
+        std::optional<Millis> d;
+        if (s) d = parse_duration(s->get(), &why);
+        else why = "expected a duration string such as \"10s\"";
+        if (d && (*d).count() == 0 && !allow_zero) {
+            d.reset();
+            why = "must be greater than zero";
+        }
+        if (!d) add(n->source(), "'" + std::string(key) + "': " + why);
+        else out = *d;
+    }
+
+    template <typename T>
+    void get_uint(const toml::table& t, std::string_view key, T& out, int64_t lo, int64_t hi) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        auto v = n->value<int64_t>();
+        if (!n->is_integer() || !v || *v < lo || *v > hi) {
+            add(n->source(), "'" + std::string(key) + "' must be an integer from " +
+                                 std::to_string(lo) + " to " + std::to_string(hi));
+            return;
+        }
+        out = static_cast<T>(*v);
+    }
+
+    void load_proxy(const toml::table& t) {
+        known_keys(t, {"workers", "metrics", "header_timeout", "max_header_bytes", "drain_timeout",
+                       "connect_timeout", "backend_timeout", "close_linger", "high_water",
+                       "low_water", "backlog"},
+                   "[proxy]");
+        ProxySettings& p = cfg_->proxy;
+        get_uint(t, "workers", p.workers, 0, 256);
+        if (auto* m = get_string(t, "metrics", false, "[proxy]")) {
+            std::string why;
+            if (!m->empty() && !parse_host_port(*m, true, &why))
+                add(t.get("metrics")->source(), "'metrics': " + why);
+            p.metrics = *m;
+        }
+        get_duration(t, "header_timeout", p.header_timeout, false);
+        get_uint(t, "max_header_bytes", p.max_header_bytes, 128, 1 << 20);
+        get_duration(t, "drain_timeout", p.drain_timeout, true);
+        get_duration(t, "connect_timeout", p.connect_timeout, false);
+        get_duration(t, "backend_timeout", p.backend_timeout, false);
+        get_duration(t, "close_linger", p.close_linger, false);
+        get_uint(t, "high_water", p.high_water, 4096, 64 << 20);
+        get_uint(t, "low_water", p.low_water, 0, 64 << 20);
+        get_uint(t, "backlog", p.backlog, 1, 65535);
+        if (p.low_water >= p.high_water)
+            add((t.get("low_water") ? t.get("low_water") : &t)->source(),
+                "'low_water' must be below 'high_water'");
+    }
+
+    bool resolve(const toml::node& n, const std::string& text, bool listener, SocketAddress& out) {
+        std::string why;
+        auto hp = parse_host_port(text, listener, &why);
+        if (!hp) {
+            add(n.source(), why);
+            return false;
+        }
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV | (listener ? AI_PASSIVE : 0);
+        addrinfo* res = nullptr;
+        std::string port = std::to_string(hp->port);
+        int rc = getaddrinfo(hp->host.c_str(), port.c_str(), &hints, &res);
+        if (rc != 0 || !res) {
+            add(n.source(), "cannot resolve '" + hp->host + "': " + gai_strerror(rc));
+            return false;
+        }
+        std::memcpy(&out.storage, res->ai_addr, res->ai_addrlen);
+        out.len = res->ai_addrlen;
+        freeaddrinfo(res);
+        return true;
+    }
+
+    void load_listener(const toml::table& t) {
+        known_keys(t, {"name", "bind", "namespaces", "tls", "direct_tls"}, "[[listener]]");
+        ListenerConfig l;
+        if (auto* s = get_string(t, "name", true, "[[listener]]")) l.name = *s;
+        if (auto* s = get_string(t, "bind", true, "[[listener]]")) {
+            l.bind = *s;
+            resolve(*t.get("bind"), *s, true, l.address);
+        }
+        if (t.get("namespaces")) {
+            l.namespaces = get_strings(t, "namespaces", false, "[[listener]]");
+            const toml::array* a = t.get("namespaces")->as_array();
+            for (std::size_t i = 0; a && i < l.namespaces.size(); ++i) {
+                if (l.namespaces[i] != routing::kClientNs && l.namespaces[i] != routing::kComponentNs)
+                    add((*a)[i].source(), "unknown namespace '" + l.namespaces[i] +
+                                               "' (expected jabber:client or jabber:component:accept)");
+            }
+            if (a && a->empty()) add(t.get("namespaces")->source(), "'namespaces' must not be empty");
+        } else {
+            l.namespaces = {std::string(routing::kClientNs), std::string(routing::kComponentNs)};
+        }
+        if (auto* s = get_string(t, "tls", false, "[[listener]]")) {
+            if (*s == "terminate")
+                add(t.get("tls")->source(), "tls = \"terminate\" is not supported by this build yet");
+            else if (*s != "passthrough")
+                add(t.get("tls")->source(), "'tls' must be \"passthrough\" or \"terminate\"");
+        }
+        if (const toml::node* n = t.get("direct_tls")) {
+            if (!n->is_boolean()) add(n->source(), "'direct_tls' must be true or false");
+            else if (n->value<bool>().value_or(false))
+                add(n->source(), "direct_tls = true is not supported by this build yet");
+        }
+        listener_nodes_.push_back(&t);
+        spec_.listeners.push_back(l.name);
+        cfg_->listeners.push_back(std::move(l));
+    }
+
+    void load_backend(const toml::table& t) {
+        known_keys(t, {"name", "address", "proxy_protocol"}, "[[backend]]");
+        BackendConfig b;
+        if (auto* s = get_string(t, "name", true, "[[backend]]")) b.name = *s;
+        if (auto* s = get_string(t, "address", true, "[[backend]]")) {
+            b.address_text = *s;
+            resolve(*t.get("address"), *s, false, b.address);
+        }
+        if (auto* s = get_string(t, "proxy_protocol", false, "[[backend]]")) {
+            if (*s == "v2")
+                add(t.get("proxy_protocol")->source(),
+                    "proxy_protocol = \"v2\" is not supported by this build yet");
+            else if (*s != "none")
+                add(t.get("proxy_protocol")->source(), "'proxy_protocol' must be \"none\" or \"v2\"");
+        }
+        backend_nodes_.push_back(&t);
+        spec_.backends.push_back(b.name);
+        cfg_->backends.push_back(std::move(b));
+    }
+
+    void load_route(const toml::table& t) {
+        known_keys(t, {"name", "domains", "backends", "balance", "listeners"}, "[[route]]");
+        routing::RouteSpec r;
+        if (auto* s = get_string(t, "name", false, "[[route]]")) r.name = *s;
+        r.domains = get_strings(t, "domains", true, "[[route]]");
+        r.backends = get_strings(t, "backends", true, "[[route]]");
+        r.listeners = get_strings(t, "listeners", false, "[[route]]");
+        if (auto* s = get_string(t, "balance", false, "[[route]]")) {
+            if (*s == "hash") r.balance = routing::Balance::Hash;
+            else if (*s != "failover")
+                add(t.get("balance")->source(), "'balance' must be \"failover\" or \"hash\"");
+        }
+        route_nodes_.push_back({&t});
+        spec_.routes.push_back(std::move(r));
+    }
+
+    template <typename V>
+    void check_unique(const V& items, std::string_view what) {
+        std::set<std::string> seen;
+        const auto& nodes = what == "listener" ? listener_nodes_ : backend_nodes_;
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (items[i].name.empty()) continue;
+            if (!seen.insert(items[i].name).second) {
+                const toml::node* n = nodes[i]->get("name");
+                add(n ? n->source() : nodes[i]->source(),
+                    "duplicate " + std::string(what) + " name '" + items[i].name + "'");
+            }
+        }
+    }
+
+    void compile_routes() {
+        // Compiled even when other errors exist, so that route problems are reported too.
+        if (spec_.routes.empty()) return;
+        auto result = routing::RouteTable::compile(spec_);
+        if (auto* table = std::get_if<std::shared_ptr<const routing::RouteTable>>(&result)) {
+            cfg_->routes = *table;
+            return;
+        }
+        for (const auto& ce : std::get<std::vector<routing::CompileError>>(result)) {
+            const toml::table* t = ce.route < route_nodes_.size() ? route_nodes_[ce.route].table : nullptr;
+            const toml::node* where = t;
+            const char* key = nullptr;
+            switch (ce.field) {
+                case RouteField::Name: key = "name"; break;
+                case RouteField::Domains: key = "domains"; break;
+                case RouteField::Backends: key = "backends"; break;
+                case RouteField::Listeners: key = "listeners"; break;
+                case RouteField::Route: break;
+            }
+            if (t && key && t->get(key)) {
+                where = t->get(key);
+                if (auto* a = where->as_array(); a && ce.item < a->size()) where = a->get(ce.item);
+            }
+            if (where) add(where->source(), ce.message);
+            else add(toml::source_region{}, ce.message, true);
+        }
+    }
+};
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+LoadResult load_config_string(std::string_view text, const std::string& path) {
+    return Loader(path).run(text);
+}
+
+LoadResult load_config_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        LoadResult r;
+        r.errors.push_back({path, 1, 1, std::string("cannot open file: ") + std::strerror(errno)});
+        return r;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return load_config_string(ss.str(), path);
+}
+
+const ListenerConfig* Config::listener(const std::string& name) const {
+    for (const auto& l : listeners)
+        if (l.name == name) return &l;
+    return nullptr;
+}
+
+}  // namespace xs::config

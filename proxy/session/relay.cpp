@@ -1,0 +1,226 @@
+// The byte pump: reads land in the worker's scratch buffer and are written on at once with
+// uv_try_write; only what the kernel does not take is copied into a heap write request. Past
+// high_water bytes queued towards one side, reading from the other side stops until the queue
+// drains below low_water, so memory per session stays bounded whatever the peers do.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "app/worker.hpp"
+#include "session/session.hpp"
+#include "util/log.hpp"
+
+namespace xs::session {
+
+namespace {
+Side other(Side s) { return s == kClient ? kBackend : kClient; }
+}  // namespace
+
+struct Session::WriteReq {
+    uv_write_t req;
+    Session* session;
+    uv_stream_t* handle;
+    Side to;
+    std::size_t len;
+    char* data() { return reinterpret_cast<char*>(this + 1); }
+};
+
+uv_stream_t* Session::stream(Side s) {
+    return s == kClient ? reinterpret_cast<uv_stream_t*>(&client_)
+                        : reinterpret_cast<uv_stream_t*>(backend_);
+}
+
+void Session::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    auto* self = static_cast<Session*>(h->data);
+    *buf = uv_buf_init(self->worker_.scratch(), app::Worker::kScratchSize);
+}
+
+void Session::on_client_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    static_cast<Session*>(s->data)->on_read(kClient, nread, buf->base);
+}
+
+void Session::on_backend_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<Session*>(s->data);
+    if (s != self->stream(kBackend)) return;  // a discarded attempt
+    self->on_read(kBackend, nread, buf->base);
+}
+
+void Session::set_reading(Side side, bool on) {
+    uv_stream_t* h = stream(side);
+    if (!h || reading_[side] == on) return;
+    if (on) uv_read_start(h, on_alloc, side == kClient ? on_client_read : on_backend_read);
+    else uv_read_stop(h);
+    reading_[side] = on;
+}
+
+void Session::on_read(Side from, ssize_t nread, const char* data) {
+    if (nread == 0 || state_ == State::Closed) return;
+    if (nread < 0) {
+        side_finished(from, static_cast<int>(nread));
+        return;
+    }
+    auto len = static_cast<std::size_t>(nread);
+    switch (state_) {
+        case State::Sniffing:
+            on_header_bytes(data, len);
+            return;
+        case State::Refusing:
+            return;  // lingering close: drop what the client still sends
+        case State::AwaitingBackend:
+            // The backend answered: from now on the session is a plain relay.
+            uv_timer_stop(&timer_);
+            set_state(State::Relaying);
+            std::string().swap(replay_);
+            std::vector<std::size_t>().swap(candidates_);
+            send(kClient, data, len);
+            if (state_ == State::Relaying) set_reading(kClient, !paused_[kClient]);
+            return;
+        case State::Relaying:
+        case State::Closing:
+            send(other(from), data, len);
+            return;
+        case State::Connecting:
+        case State::Closed:
+            return;
+    }
+}
+
+void Session::send(Side to, const char* data, std::size_t len) {
+    uv_stream_t* h = stream(to);
+    if (!h || len == 0) return;
+    if (pending_[to] == 0) {
+        uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+        int n = uv_try_write(h, &b, 1);
+        if (n == static_cast<int>(len)) return;
+        if (n < 0 && n != UV_EAGAIN) {
+            side_finished(to, n);
+            return;
+        }
+        if (n > 0) {
+            data += n;
+            len -= static_cast<std::size_t>(n);
+        }
+    }
+    void* mem = std::malloc(sizeof(WriteReq) + len);
+    if (!mem) throw std::bad_alloc();
+    auto* w = new (mem) WriteReq{};
+    w->session = this;
+    w->handle = h;
+    w->to = to;
+    w->len = len;
+    std::memcpy(w->data(), data, len);
+    uv_buf_t b = uv_buf_init(w->data(), static_cast<unsigned>(len));
+    if (int rc = uv_write(&w->req, h, &b, 1, on_write_done); rc != 0) {
+        std::free(mem);
+        side_finished(to, rc);
+        return;
+    }
+    pending_[to] += len;
+    Side from = other(to);
+    if (pending_[to] > cfg_->proxy.high_water && !paused_[from]) {
+        paused_[from] = true;
+        set_reading(from, false);
+    }
+}
+
+void Session::on_write_done(uv_write_t* req, int status) {
+    auto* w = reinterpret_cast<WriteReq*>(req);
+    Session* self = w->session;
+    uv_stream_t* h = w->handle;
+    Side to = w->to;
+    std::size_t len = w->len;
+    w->~WriteReq();
+    std::free(w);
+    if (status == UV_ECANCELED || h != self->stream(to)) return;
+    self->on_written(to, len, status);
+}
+
+void Session::on_written(Side to, std::size_t len, int status) {
+    if (state_ == State::Closed) return;
+    if (status < 0) {
+        side_finished(to, status);
+        return;
+    }
+    pending_[to] -= len;
+    Side from = other(to);
+    if (paused_[from] && pending_[to] <= cfg_->proxy.low_water) {
+        paused_[from] = false;
+        if (state_ == State::Relaying && !finished_[from]) set_reading(from, true);
+    }
+}
+
+void Session::side_finished(Side side, int status) {
+    if (state_ == State::Closed) return;
+    bool eof = status == UV_EOF;
+    finished_[side] = true;
+    set_reading(side, false);
+    switch (state_) {
+        case State::Sniffing:
+            finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
+            return;
+        case State::Connecting:
+        case State::AwaitingBackend:
+            if (side == kClient) {
+                finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
+                return;
+            }
+            log::warn("backend ", cfg_->backends[backend_index_].name, " closed before answering: ",
+                      uv_strerror(status));
+            connect_next();
+            return;
+        case State::Refusing:
+            if (side == kClient) finish(reason_);
+            return;
+        case State::Relaying:
+            set_state(State::Closing);
+            start_timer(cfg_->proxy.close_linger);
+            if (side == kClient) {
+                if (!eof) {
+                    finish(EndReason::ClientError);
+                    return;
+                }
+                // Half-close: pass the client's FIN on and keep relaying the backend's answer.
+                reason_ = EndReason::ClientClosed;
+                shutdown_side(kBackend);
+                return;
+            }
+            reason_ = eof ? EndReason::BackendClosed : EndReason::BackendError;
+            [[fallthrough]];
+        case State::Closing:
+            if (side == kBackend) {
+                // Flush what the backend sent, then close the client too.
+                discard_backend();
+                set_reading(kClient, false);
+                shutdown_side(kClient);
+                return;
+            }
+            finish(reason_);
+            return;
+        case State::Closed:
+            return;
+    }
+}
+
+void Session::shutdown_side(Side side) {
+    uv_stream_t* h = stream(side);
+    if (!h) return;
+    auto* req = new uv_shutdown_t{};
+    req->data = this;
+    if (uv_shutdown(req, h, on_shutdown_done) != 0) {
+        delete req;
+        if (side == kClient) finish(reason_);
+    }
+}
+
+void Session::on_shutdown_done(uv_shutdown_t* req, int status) {
+    auto* self = static_cast<Session*>(req->data);
+    uv_stream_t* h = req->handle;
+    delete req;
+    if (status == UV_ECANCELED || self->state_ == State::Closed) return;
+    if (h != self->stream(kClient)) return;
+    // The client has everything we had for it. Closing: done. Refusing: linger for its EOF
+    // unless the shutdown itself failed.
+    if (self->state_ == State::Closing || status < 0) self->finish(self->reason_);
+}
+
+}  // namespace xs::session

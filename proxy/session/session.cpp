@@ -1,0 +1,265 @@
+// Session lifecycle: accept, sniff, route, connect with failover, refuse, finish.
+#include "session/session.hpp"
+
+#include <algorithm>
+
+#include "app/worker.hpp"
+#include "routing/domain.hpp"
+#include "routing/route_table.hpp"
+#include "routing/stream_error.hpp"
+#include "util/log.hpp"
+
+namespace xs::session {
+
+using routing::SniffStatus;
+using routing::StreamCondition;
+
+std::string_view to_string(State s) {
+    switch (s) {
+        case State::Sniffing: return "sniffing";
+        case State::Connecting: return "connecting";
+        case State::AwaitingBackend: return "awaiting_backend";
+        case State::Relaying: return "relaying";
+        case State::Closing: return "closing";
+        case State::Refusing: return "refusing";
+        case State::Closed: return "closed";
+    }
+    return "?";
+}
+
+std::string_view to_string(EndReason r) {
+    switch (r) {
+        case EndReason::ClientClosed: return "client_closed";
+        case EndReason::BackendClosed: return "backend_closed";
+        case EndReason::ClientError: return "client_error";
+        case EndReason::BackendError: return "backend_error";
+        case EndReason::Refused: return "refused";
+        case EndReason::BackendConnectFailed: return "backend_connect_failed";
+        case EndReason::NotXmpp: return "not_xmpp";
+        case EndReason::TimedOut: return "timed_out";
+        case EndReason::Drained: return "drained";
+    }
+    return "?";
+}
+
+Session::Session(app::Worker& worker, std::shared_ptr<const config::Config> cfg,
+                 std::size_t listener)
+    : worker_(worker), cfg_(std::move(cfg)), listener_(listener) {}
+
+void Session::start(uv_stream_t* server) {
+    uv_tcp_init(worker_.loop(), &client_);
+    client_.data = this;
+    ++open_handles_;
+    uv_timer_init(worker_.loop(), &timer_);
+    timer_.data = this;
+    ++open_handles_;
+    worker_.session_started(this);
+    if (int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)); rc != 0) {
+        log::debug("accept failed: ", uv_strerror(rc));
+        finish(EndReason::ClientError);
+        return;
+    }
+    uv_tcp_nodelay(&client_, 1);
+    sniffer_ = std::make_unique<routing::StreamHeaderSniffer>(cfg_->proxy.max_header_bytes);
+    start_timer(cfg_->proxy.header_timeout);
+    set_reading(kClient, true);
+}
+
+void Session::set_state(State s) {
+    if (state_ == s) return;
+    log::debug("session ", static_cast<const void*>(this), " ", to_string(state_), " -> ", to_string(s));
+    state_ = s;
+}
+
+void Session::start_timer(config::Millis ms) {
+    uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(ms.count()), 0);
+}
+
+void Session::on_header_bytes(const char* data, std::size_t len) {
+    replay_.append(data, len);
+    switch (sniffer_->feed(std::string_view(data, len))) {
+        case SniffStatus::NeedMore:
+            return;
+        case SniffStatus::TlsClientHello:
+            log::debug("TLS ClientHello on plaintext listener ", cfg_->listeners[listener_].name);
+            finish(EndReason::NotXmpp);
+            return;
+        case SniffStatus::Reject:
+            refuse(sniffer_->condition(), "", sniffer_->detail());
+            return;
+        case SniffStatus::Done:
+            route();
+            return;
+    }
+}
+
+void Session::route() {
+    const routing::StreamHeader& h = sniffer_->header();
+    content_ns_ = h.content_ns;
+    const auto& listener = cfg_->listeners[listener_];
+    if (std::find(listener.namespaces.begin(), listener.namespaces.end(), h.content_ns) ==
+        listener.namespaces.end()) {
+        refuse(StreamCondition::InvalidNamespace, "",
+               "content namespace '" + h.content_ns + "' is not served on this listener");
+        return;
+    }
+    if (!h.has_to) {
+        refuse(StreamCondition::HostUnknown, "", "stream header has no 'to'");
+        return;
+    }
+    std::string why;
+    auto domain = routing::normalize_domain(h.to, &why);
+    if (!domain) {
+        refuse(StreamCondition::HostUnknown, "", "invalid 'to': " + why);
+        return;
+    }
+    domain_ = std::move(*domain);
+    auto decision = cfg_->routes->lookup(listener.name, domain_);
+    if (!decision) {
+        refuse(StreamCondition::HostUnknown, domain_, "no route for this domain");
+        return;
+    }
+    route_name_ = decision->route_name;
+    candidates_ = std::move(decision->candidates);
+    sniffer_.reset();
+    // Bytes after the header stay in replay_; the client is not read again until the backend
+    // has answered, so replay_ is bounded and can be replayed to the next candidate.
+    set_reading(kClient, false);
+    connect_next();
+}
+
+void Session::connect_next() {
+    discard_backend();
+    if (next_candidate_ >= candidates_.size()) {
+        log::info("no backend answered for ", domain_, " (route ", route_name_, ", ",
+                  candidates_.size(), " tried)");
+        reason_ = EndReason::BackendConnectFailed;
+        refuse(StreamCondition::RemoteConnectionFailed, domain_, "no backend available");
+        return;
+    }
+    backend_index_ = candidates_[next_candidate_++];
+    set_state(State::Connecting);
+    backend_ = new uv_tcp_t{};
+    uv_tcp_init(worker_.loop(), backend_);
+    backend_->data = this;
+    ++open_handles_;
+    auto* req = new uv_connect_t{};
+    req->data = this;
+    const auto& b = cfg_->backends[backend_index_];
+    if (int rc = uv_tcp_connect(req, backend_, b.address.sa(), on_connect_done); rc != 0) {
+        delete req;
+        log::warn("backend ", b.name, " (", b.address_text, "): connect: ", uv_strerror(rc));
+        connect_next();
+        return;
+    }
+    start_timer(cfg_->proxy.connect_timeout);
+}
+
+void Session::on_connect_done(uv_connect_t* req, int status) {
+    auto* self = static_cast<Session*>(req->data);
+    uv_stream_t* handle = req->handle;
+    delete req;
+    // A discarded attempt reports ECANCELED; its session may already be finishing.
+    if (status == UV_ECANCELED || handle != reinterpret_cast<uv_stream_t*>(self->backend_)) return;
+    self->on_connected(status);
+}
+
+void Session::on_connected(int status) {
+    const auto& b = cfg_->backends[backend_index_];
+    if (status != 0) {
+        log::warn("backend ", b.name, " (", b.address_text, "): connect: ", uv_strerror(status));
+        connect_next();
+        return;
+    }
+    uv_tcp_nodelay(backend_, 1);
+    set_state(State::AwaitingBackend);
+    start_timer(cfg_->proxy.backend_timeout);
+    set_reading(kBackend, true);
+    send(kBackend, replay_.data(), replay_.size());
+}
+
+void Session::on_timeout() {
+    switch (state_) {
+        case State::Sniffing:
+            refuse(StreamCondition::ConnectionTimeout, "", "no complete stream header in time");
+            return;
+        case State::Connecting:
+        case State::AwaitingBackend:
+            log::warn("backend ", cfg_->backends[backend_index_].name, ": ",
+                      state_ == State::Connecting ? "connect timed out" : "no answer to the header in time");
+            connect_next();
+            return;
+        case State::Closing:
+        case State::Refusing:
+            if (state_ == State::Closing) reason_ = EndReason::TimedOut;
+            finish(reason_);
+            return;
+        case State::Relaying:
+        case State::Closed:
+            return;
+    }
+}
+
+void Session::refuse(StreamCondition c, std::string_view domain, std::string_view detail) {
+    condition_ = c;
+    if (reason_ != EndReason::BackendConnectFailed) reason_ = EndReason::Refused;
+    log::debug("refusing ", domain.empty() ? "-" : domain, ": ", routing::to_string(c), ": ", detail);
+    // Build the bytes first: domain and detail may point into state released below.
+    routing::StreamErrorSpec spec;
+    spec.condition = c;
+    spec.from_domain = domain;
+    if (!content_ns_.empty()) spec.content_ns = content_ns_;
+    spec.text = detail;
+    std::string bytes = routing::stream_error_bytes(spec);
+    discard_backend();
+    sniffer_.reset();
+    std::string().swap(replay_);
+    set_state(State::Refusing);
+    send(kClient, bytes.data(), bytes.size());
+    if (state_ != State::Refusing) return;  // the write failed and finished the session
+    // Keep reading (and dropping) what the client sends until it closes, so that closing
+    // does not reset the connection before the client has read the error.
+    set_reading(kClient, true);
+    shutdown_side(kClient);
+    start_timer(cfg_->proxy.close_linger);
+}
+
+void Session::discard_backend() {
+    if (!backend_) return;
+    auto* h = reinterpret_cast<uv_handle_t*>(backend_);
+    backend_ = nullptr;
+    pending_[kBackend] = 0;
+    reading_[kBackend] = false;
+    finished_[kBackend] = false;
+    paused_[kClient] = false;
+    uv_close(h, on_close);
+}
+
+void Session::finish(EndReason r) {
+    if (state_ == State::Closed) return;
+    reason_ = r;
+    log::debug("session end: reason=", to_string(r),
+               r == EndReason::Refused || r == EndReason::BackendConnectFailed
+                   ? std::string(" condition=") + std::string(routing::to_string(condition_))
+                   : std::string(),
+               " domain=", domain_.empty() ? "-" : domain_);
+    set_state(State::Closed);
+    discard_backend();
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&client_), on_close);
+    worker_.session_ended(this);
+}
+
+void Session::on_close(uv_handle_t* h) {
+    static_cast<Session*>(h->data)->on_handle_closed(h);
+}
+
+void Session::on_handle_closed(uv_handle_t* h) {
+    if (h != reinterpret_cast<uv_handle_t*>(&client_) && h != reinterpret_cast<uv_handle_t*>(&timer_))
+        delete reinterpret_cast<uv_tcp_t*>(h);
+    if (--open_handles_ == 0 && state_ == State::Closed) delete this;
+}
+
+void Session::on_timer(uv_timer_t* t) { static_cast<Session*>(t->data)->on_timeout(); }
+
+}  // namespace xs::session

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build and the tests need. Idempotent: packages already
+# present are skipped, and apt-get runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libuv1-dev libpugixml-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
+  prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian package starts a system-wide Prosody on 5222 where systemd runs; our tests and the
+# local runner start their own instances, so the packaged service is not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
+  $SUDO systemctl stop prosody || true
+fi
+echo "setup: done"
