@@ -179,11 +179,16 @@ class ProsodyInstance:
     def address(self) -> str:
         return f"{self.spec.interface}:{self.spec.port}"
 
-    def prepare(self) -> None:
-        """Create the directory, write the config, chown, register the spec's accounts."""
+    def prepare(self, fresh: bool = False) -> None:
+        """Create the directory, write the config, chown, register the spec's accounts.
+        `fresh` first deletes the data and log of an earlier run in the same directory."""
         for tool in ("prosody", "prosodyctl"):
             if not shutil.which(tool):
                 raise RuntimeError(f"{tool!r} not found: install Debian's prosody package")
+        if fresh:
+            shutil.rmtree(self.data_path, ignore_errors=True)
+            for f in (self.log_path, self.stdout_path, self.root / "prosody.pid"):
+                f.unlink(missing_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o750)
         self.data_path.mkdir(exist_ok=True)

@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         for spec in layout.instances:
             inst = ProsodyInstance(spec, base)
             instances.append(inst)
-            inst.prepare()
+            inst.prepare(fresh=True)
         for inst in instances:
             if stop_evt.is_set():
                 return 130
