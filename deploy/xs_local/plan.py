@@ -141,13 +141,21 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
     return plan
 
 
-def load_plan(path, ncpu: Optional[int] = None) -> Plan:
+def load_plan(path, ncpu: Optional[int] = None, instances=None) -> Plan:
+    """Read and check a plan file; `instances` ("auto" or a number) overrides [plan] instances."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise PlanError(f"{path}: {e}") from None
+    if instances is not None:
+        if instances != "auto":
+            try:
+                instances = int(instances)
+            except ValueError:
+                raise PlanError(f"instances must be \"auto\" or a number, got {instances!r}") from None
+        data.setdefault("plan", {})["instances"] = instances
     return parse_plan(data, ncpu=ncpu, source=path)
 
 

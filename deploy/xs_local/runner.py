@@ -116,14 +116,7 @@ def main(argv=None) -> int:
               f"cmake --build {REPO}/build -j2\nor pass --proxy BIN", file=sys.stderr)
         return 2
     try:
-        plan = load_plan(args.plan)
-        if args.instances is not None:
-            from .plan import parse_plan
-            import tomllib
-            data = tomllib.loads(Path(args.plan).read_text())
-            data.setdefault("plan", {})["instances"] = (
-                args.instances if args.instances == "auto" else int(args.instances))
-            plan = parse_plan(data, source=Path(args.plan))
+        plan = load_plan(args.plan, instances=args.instances)
     except (PlanError, OSError, ValueError) as e:
         print(f"run-local: {e}", file=sys.stderr)
         return 2
@@ -148,6 +141,7 @@ def main(argv=None) -> int:
 
     instances: list[ProsodyInstance] = []
     proxy: Optional[subprocess.Popen] = None
+    proxy_pump: Optional[threading.Thread] = None
     pumps: list[threading.Thread] = []
     tail_stop = threading.Event()
     rc = 0
@@ -191,9 +185,10 @@ def main(argv=None) -> int:
 
         proxy = procs.spawn([str(proxy_bin), "--config", str(proxy_cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        t = threading.Thread(target=_pump_pipe, args=(proxy.stdout, "[proxy]", out), daemon=True)
-        t.start()
-        pumps.append(t)
+        proxy_pump = threading.Thread(target=_pump_pipe, args=(proxy.stdout, "[proxy]", out),
+                                      daemon=True)
+        proxy_pump.start()
+        pumps.append(proxy_pump)
         wait_port(host, listen_port, timeout=10, proc=proxy, what="xmpp-shard-proxy")
 
         lines = ["xmpp-shard local run is up. Ctrl-C stops everything.",
@@ -208,6 +203,9 @@ def main(argv=None) -> int:
         for r in layout.proxy.routes:
             lines.append(f"  route {r.get('name', r['domains'][0])}: {', '.join(r['domains'])} -> "
                          f"{', '.join(r['backends'])}" + (f" ({r['balance']})" if 'balance' in r else ""))
+        ncpu = len(os.sched_getaffinity(0))
+        if len(instances) > ncpu:
+            lines.append(f"  note       {len(instances)} instances on {ncpu} cores: some share a core")
         lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts)")
         lines.append(f"  files      {base}" + ("  (temporary, removed on exit)" if temp else ""))
         out.line("", "\n".join(lines))
@@ -233,6 +231,8 @@ def main(argv=None) -> int:
         out.line("[run-local]", "stopping ...")
         if proxy is not None and proxy.poll() is None:
             prc = procs.stop(proxy, timeout=0.5 if signals["count"] > 1 else 10)
+            if proxy_pump is not None:
+                proxy_pump.join(timeout=2)      # its last lines before ours
             out.line("[run-local]", f"proxy exited with code {prc}")
         for inst in instances:
             if inst.running():

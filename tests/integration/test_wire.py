@@ -5,6 +5,8 @@ every refusal of CONTRACT.md's table is the proxy's own header + <stream:error> 
 One proxy for the module (header_timeout = 1s), routing only known.test to a fake backend that
 records every byte it receives; there is no "*" route."""
 
+import socket
+import struct
 import time
 
 import pytest
@@ -208,3 +210,27 @@ def test_listener_serving_only_jabber_client(proxies, fake):
     assert fake.accepted == before
     ex = exchange(p.port, header(KNOWN), timeout=3, until=FEATURES)
     assert b"<stream:features/>" in ex.data, ex.data
+
+
+# -------------------------------------------------------------------------------------------
+# clients that vanish at awkward moments
+
+def test_abrupt_clients_leave_the_proxy_serving(px, fake):
+    def rst_close(s):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    for i in range(60):
+        s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+        kind = i % 4
+        if kind == 1:
+            s.sendall(header(KNOWN)[:20])           # half a header
+        elif kind == 2:
+            s.sendall(header(KNOWN))                # a full header, gone before the answer
+        elif kind == 3:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")    # refused, but not there to read it
+        (rst_close if i % 2 else socket.socket.close)(s)
+    time.sleep(0.3)
+    assert px.alive(), f"proxy died:\n{px.stderr_tail()}"
+    ex = exchange(px.port, header(KNOWN), timeout=3, until=FEATURES)
+    assert FEATURES in ex.data, ex.data

@@ -3,6 +3,7 @@
 mode "xmpp":   answers the first complete header with a stream header and empty features,
                then keeps the connection open and records everything it receives.
 mode "silent": accepts and reads, never answers (a hung backend).
+mode "echo":   like "xmpp", then sends back every byte received after the header.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ _HEADER_END = re.compile(rb"<(?!\?|!)[^>]*>")
 
 class FakeBackend:
     def __init__(self, mode: str = "xmpp", host: str = "127.0.0.1"):
-        assert mode in ("xmpp", "silent")
+        assert mode in ("xmpp", "silent", "echo")
         self.mode = mode
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -80,14 +81,19 @@ class FakeBackend:
                     return
                 with self._lock:
                     buf += d
-                if self.mode == "xmpp" and not answered and _HEADER_END.search(bytes(buf)):
+                if answered and self.mode == "echo":
+                    c.sendall(d)
+                if self.mode in ("xmpp", "echo") and not answered and _HEADER_END.search(bytes(buf)):
                     answered = True
+                    m_end = _HEADER_END.search(bytes(buf)).end()
                     m = re.search(rb"""\bto=(['"])([^'"]*)\1""", bytes(buf))
                     frm = m.group(2).decode() if m else "fake"
                     c.sendall(
                         b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                         b"xmlns:stream='http://etherx.jabber.org/streams' id='fake' version='1.0' "
                         b"from='" + frm.encode() + b"'><stream:features/>")
+                    if self.mode == "echo" and len(buf) > m_end:
+                        c.sendall(bytes(buf[m_end:]))
         except OSError:
             return
         finally:
