@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DEFAULT_PROXY_OPTS
 from xs_clients import assert_stream_error, exchange, header
-from xs_local import ProxyConfig
+from xs_local import ProxyConfig, free_port
 
 FEATURES = b"<stream:features/>"
 
@@ -97,3 +97,25 @@ def test_sighup_applies_new_routes_to_new_sessions_only(proxies, fake_backends):
         assert_stream_error(ex, "host-unknown")
     finally:
         live.close()
+
+
+def test_route_listeners_and_an_ipv6_listener(proxies, fake_backends):
+    """A route with `listeners = [...]` applies only there; a listener may bind [::1]."""
+    fb = fake_backends()
+    v6_port = free_port()
+    cfg = ProxyConfig(proxy=dict(DEFAULT_PROXY_OPTS))
+    cfg.add_listener("v4", f"127.0.0.1:{free_port()}")
+    cfg.add_listener("v6", f"[::1]:{v6_port}")
+    cfg.add_backend("fake", fb.address)
+    cfg.add_route(["only-v6.test"], ["fake"], listeners=["v6"])
+    cfg.add_route(["both.test"], ["fake"])
+    px = proxies.start(cfg)
+
+    ex = exchange(px.port, header("only-v6.test"))
+    assert_stream_error(ex, "host-unknown", from_domain="only-v6.test")
+    ex = exchange(px.port, header("both.test"), timeout=3, until=FEATURES)
+    assert FEATURES in ex.data, ex.data
+    for domain in ("only-v6.test", "both.test"):
+        ex = exchange(v6_port, header(domain), host="::1", timeout=3, until=FEATURES)
+        assert FEATURES in ex.data, f"{domain} on [::1]: {ex.data!r}"
+    assert fb.accepted == 3

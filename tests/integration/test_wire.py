@@ -162,6 +162,16 @@ def test_oversize_header_is_policy_violation(px, nothing_forwarded):
     assert_stream_error(ex, "policy-violation")
 
 
+def test_large_header_under_the_limit_is_accepted(px, fake):
+    base = header(KNOWN, extra=" x=''")
+    big = header(KNOWN, extra=" x='" + "a" * (4000 - len(base)) + "'")
+    assert len(big) == 4000
+    before = fake.accepted
+    ex = exchange(px.port, big, timeout=3, until=FEATURES)
+    assert FEATURES in ex.data, f"a {len(big)}-byte header (max_header_bytes = 4096): {ex.data[:300]!r}"
+    assert fake.data(before) == big
+
+
 def test_oversize_unfinished_header_is_policy_violation(px, nothing_forwarded):
     ex = exchange(px.port, b"<stream:stream to='known.test' x='" + b"a" * 6000)
     assert_stream_error(ex, "policy-violation")

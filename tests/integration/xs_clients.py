@@ -258,7 +258,7 @@ def exchange(port: int, pieces, *, host: str = "127.0.0.1", gap: float = 0.0,
     peer closes, `timeout` passes, or (if given) `until` shows up in what was received."""
     if isinstance(pieces, (bytes, bytearray)):
         pieces = [bytes(pieces)]
-    s = socket.create_connection((host, port), timeout=5)
+    s = socket.create_connection((host, port), timeout=5)    # IPv4 or IPv6 literal
     data = b""
     try:
         for i, p in enumerate(pieces):
