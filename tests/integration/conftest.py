@@ -374,8 +374,8 @@ def fake_backends():
     """fake_backends(mode) -> a FakeBackend listening on 127.0.0.1; closed after the test."""
     made: list[FakeBackend] = []
 
-    def make(mode: str = "xmpp") -> FakeBackend:
-        fb = FakeBackend(mode)
+    def make(mode: str = "xmpp", **kw) -> FakeBackend:
+        fb = FakeBackend(mode, **kw)
         made.append(fb)
         return fb
     yield make

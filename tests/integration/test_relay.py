@@ -106,3 +106,35 @@ def test_a_client_that_stops_reading_does_not_grow_the_proxy(proxies, fake_backe
         f"{grown} KiB (client managed to send {stuck_at // 1024} KiB of {total // 1024})"
     assert stuck_at < total, "64 MiB went through although nobody read the echo: no backpressure?"
     assert grown < 16 * 1024, f"proxy RSS grew by {grown} KiB while the client did not read"
+
+
+@pytest.mark.timeout(30)
+def test_backend_that_sends_and_closes_is_flushed_to_the_client(proxies, fake_backends):
+    """CONTRACT: a backend that closes a live session makes the proxy flush what it had, then
+    close the client side."""
+    tail = os.urandom(4 * MB) + b"</stream:stream>"
+    fb = fake_backends("burst", burst=tail)
+    cfg = ProxyConfig(proxy=dict(DEFAULT_PROXY_OPTS))
+    cfg.add_backend("burst", fb.address)
+    cfg.add_route(["burst.test"], ["burst"])
+    px = proxies.start(cfg)
+
+    async def scenario():
+        r, w = await asyncio.open_connection("127.0.0.1", px.port)
+        w.write(header("burst.test"))
+        await asyncio.sleep(0.5)               # let the backend finish and close first
+        data = b""
+        while True:
+            d = await asyncio.wait_for(r.read(1 << 20), 10)
+            if not d:
+                break
+            data += d
+        w.close()
+        return data
+
+    data = asyncio.run(scenario())
+    i = data.find(FEATURES)
+    assert i >= 0, data[:300]
+    got = data[i + len(FEATURES):]
+    assert len(got) == len(tail), f"client got {len(got)} of the {len(tail)} bytes the backend sent before closing"
+    assert got == tail

@@ -4,6 +4,7 @@ mode "xmpp":   answers the first complete header with a stream header and empty 
                then keeps the connection open and records everything it receives.
 mode "silent": accepts and reads, never answers (a hung backend).
 mode "echo":   like "xmpp", then sends back every byte received after the header.
+mode "burst":  like "xmpp", then at once sends `burst` bytes more and closes.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ _HEADER_END = re.compile(rb"<(?!\?|!)[^>]*>")
 
 
 class FakeBackend:
-    def __init__(self, mode: str = "xmpp", host: str = "127.0.0.1"):
-        assert mode in ("xmpp", "silent", "echo")
+    def __init__(self, mode: str = "xmpp", host: str = "127.0.0.1", burst: bytes = b""):
+        assert mode in ("xmpp", "silent", "echo", "burst")
         self.mode = mode
+        self.burst = burst
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -83,7 +85,7 @@ class FakeBackend:
                     buf += d
                 if answered and self.mode == "echo":
                     c.sendall(d)
-                if self.mode in ("xmpp", "echo") and not answered and _HEADER_END.search(bytes(buf)):
+                if self.mode in ("xmpp", "echo", "burst") and not answered and _HEADER_END.search(bytes(buf)):
                     answered = True
                     m_end = _HEADER_END.search(bytes(buf)).end()
                     m = re.search(rb"""\bto=(['"])([^'"]*)\1""", bytes(buf))
@@ -94,6 +96,9 @@ class FakeBackend:
                         b"from='" + frm.encode() + b"'><stream:features/>")
                     if self.mode == "echo" and len(buf) > m_end:
                         c.sendall(bytes(buf[m_end:]))
+                    if self.mode == "burst":
+                        c.sendall(self.burst)
+                        return
         except OSError:
             return
         finally:
