@@ -5,20 +5,44 @@
 #include <uv.h>
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <thread>
 #include <vector>
 
 #include "app/worker.hpp"
 #include "config/loader.hpp"
+#include "metrics/exposition.hpp"
+#include "metrics/http_server.hpp"
+#include "net/ip_limiter.hpp"
 #include "net/listen_socket.hpp"
+#include "upstream/backend_state.hpp"
+#include "upstream/health_checker.hpp"
 #include "util/log.hpp"
 
 namespace xs::app {
 namespace {
 
+double unix_now() {
+    using namespace std::chrono;
+    return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+bool same_check(const config::BackendConfig& a, const config::BackendConfig& b) {
+    return a.address_text == b.address_text && a.check == b.check &&
+           a.check_interval == b.check_interval && a.check_timeout == b.check_timeout &&
+           a.rise == b.rise && a.fall == b.fall && a.probe_domain == b.probe_domain;
+}
+
 struct Daemon {
     std::shared_ptr<const config::Config> cfg;
     std::vector<std::unique_ptr<Worker>> workers;
+    std::vector<std::shared_ptr<metrics::WorkerStats>> stats;
+    upstream::BackendRegistry registry;
+    std::map<std::string, std::shared_ptr<net::IpRateLimiter>> limiters;
+    std::map<std::string, upstream::HealthChecker*> checkers;
+    metrics::DaemonCounters counters;
+    std::unique_ptr<metrics::HttpServer> http;
     uv_loop_t loop{};
     uv_signal_t sigterm{}, sigint{}, sighup{};
     uv_async_t worker_exited{};
@@ -26,6 +50,50 @@ struct Daemon {
     bool draining = false;
 
     static Daemon* of(uv_handle_t* h) { return static_cast<Daemon*>(h->data); }
+
+    // Runtime state that outlives one configuration: backend health and admission by backend
+    // name, per-address rate limiters by listener name.
+    void attach(config::Config& c) {
+        c.states.clear();
+        for (const auto& b : c.backends) c.states.push_back(registry.get(b.name));
+        c.limiters.clear();
+        for (const auto& l : c.listeners) {
+            std::shared_ptr<net::IpRateLimiter>& lim = limiters[l.name];
+            if (l.per_ip_rate <= 0) lim.reset();
+            else if (!lim || lim_params_changed(l)) lim = std::make_shared<net::IpRateLimiter>(l.per_ip_rate, l.per_ip_burst);
+            c.limiters.push_back(lim);
+        }
+        limiter_params.clear();
+        for (const auto& l : c.listeners) limiter_params[l.name] = {l.per_ip_rate, l.per_ip_burst};
+    }
+    std::map<std::string, std::pair<double, unsigned>> limiter_params;
+    bool lim_params_changed(const config::ListenerConfig& l) {
+        auto it = limiter_params.find(l.name);
+        return it == limiter_params.end() || it->second != std::make_pair(l.per_ip_rate, l.per_ip_burst);
+    }
+
+    // One checker per backend that has checks; unchanged checkers keep running (and their counts).
+    void sync_checkers() {
+        std::map<std::string, upstream::HealthChecker*> next;
+        for (std::size_t i = 0; i < cfg->backends.size(); ++i) {
+            const auto& b = cfg->backends[i];
+            auto it = checkers.find(b.name);
+            if (it != checkers.end() && b.check != config::CheckKind::None && same_check(it->second->config(), b)) {
+                next[b.name] = it->second;
+                checkers.erase(it);
+                continue;
+            }
+            if (b.check == config::CheckKind::None) {
+                cfg->states[i]->check_passed(0);  // unchecked backends are taken as up
+                continue;
+            }
+            auto* c = new upstream::HealthChecker(&loop, cfg->states[i], b);
+            c->start();
+            next[b.name] = c;
+        }
+        for (auto& [name, c] : checkers) c->stop();
+        checkers = std::move(next);
+    }
 
     // Listener changes (names, addresses) and the worker count need a restart: the sockets
     // are open already. Everything else applies to new sessions.
@@ -45,6 +113,10 @@ struct Daemon {
             why = "'workers' changed (restart to apply)";
             return false;
         }
+        if (next.proxy.metrics != cfg->proxy.metrics) {
+            why = "'metrics' changed (restart to apply)";
+            return false;
+        }
         return true;
     }
 
@@ -52,18 +124,23 @@ struct Daemon {
         if (draining) return;
         log::info("SIGHUP: reloading ", cfg->path);
         auto result = config::load_config_file(cfg->path);
+        std::string why;
         if (!result.errors.empty()) {
             for (const auto& e : result.errors) log::error("reload: ", e.to_string());
-            log::error("reload failed: configuration unchanged");
-            return;
+            why = std::to_string(result.errors.size()) + " problem(s) in the file";
+        } else if (!reload_compatible(*result.config, why)) {
         }
-        std::string why;
-        if (!reload_compatible(*result.config, why)) {
+        if (!why.empty()) {
+            counters.reloads_failure.fetch_add(1);
             log::error("reload failed: ", why, "; configuration unchanged");
             return;
         }
+        attach(*result.config);
         cfg = result.config;
+        sync_checkers();
         for (auto& w : workers) w->post_config(cfg);
+        counters.reloads_success.fetch_add(1);
+        counters.last_reload_success_seconds.store(unix_now());
         log::info("reload: applied to new sessions (", cfg->backends.size(), " backends, ",
                   cfg->routes->route_count(), " routes)");
     }
@@ -71,6 +148,7 @@ struct Daemon {
     void on_stop_signal(int signum) {
         if (!draining) {
             draining = true;
+            counters.accepting.store(false);
             log::info(signum == SIGINT ? "SIGINT" : "SIGTERM", ": no longer accepting; draining");
             for (auto& w : workers) w->post_drain();
         } else {
@@ -78,29 +156,50 @@ struct Daemon {
             for (auto& w : workers) w->post_cut();
         }
     }
+
+    metrics::HttpResponse serve(const std::string& path) {
+        if (path == "/metrics")
+            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(stats, *cfg, counters)};
+        if (path == "/healthz")
+            return counters.accepting.load() ? metrics::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
+                                             : metrics::HttpResponse{503, "text/plain; charset=utf-8", "draining\n"};
+        if (path == "/")
+            return {200, "text/plain; charset=utf-8", "xmpp-shard-proxy: /metrics /healthz\n"};
+        return {404, "text/plain; charset=utf-8", "not found\n"};
+    }
+
+    void close_all() {
+        for (auto& [name, c] : checkers) c->stop();
+        checkers.clear();
+        if (http) http->close();
+        uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&worker_exited), nullptr);
+    }
 };
 
 }  // namespace
 
-int run_daemon(std::shared_ptr<const config::Config> cfg) {
+int run_daemon(std::shared_ptr<config::Config> initial) {
     ::signal(SIGPIPE, SIG_IGN);
-    unsigned n = cfg->proxy.workers;
+    unsigned n = initial->proxy.workers;
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
 
     // Open every socket before starting any thread, so that a bind error stops start-up.
     std::vector<std::vector<int>> fds(n);
-    auto close_all = [&] {
+    auto close_fds = [&] {
         for (auto& v : fds)
             for (int fd : v) ::close(fd);
     };
-    for (const auto& l : cfg->listeners) {
+    for (const auto& l : initial->listeners) {
         config::SocketAddress addr = l.address;
         for (unsigned w = 0; w < n; ++w) {
             std::string err;
-            int fd = net::open_listen_socket(addr, cfg->proxy.backlog, &err);
+            int fd = net::open_listen_socket(addr, initial->proxy.backlog, &err);
             if (fd < 0) {
                 log::error("listener ", l.name, ": ", err);
-                close_all();
+                close_fds();
                 return 1;
             }
             if (w == 0) addr = net::bound_address(fd);  // port 0: the others share the chosen port
@@ -110,19 +209,30 @@ int run_daemon(std::shared_ptr<const config::Config> cfg) {
     }
 
     Daemon d;
-    d.cfg = cfg;
+    d.attach(*initial);
+    d.cfg = initial;
+    d.counters.start_seconds = unix_now();
+    d.counters.last_reload_success_seconds.store(d.counters.start_seconds);
     uv_loop_init(&d.loop);
     uv_async_init(&d.loop, &d.worker_exited, [](uv_async_t* a) {
         Daemon* d = Daemon::of(reinterpret_cast<uv_handle_t*>(a));
-        if (d->exited.load() < d->workers.size()) return;
-        uv_close(reinterpret_cast<uv_handle_t*>(&d->sigterm), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&d->sigint), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&d->sighup), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&d->worker_exited), nullptr);
+        if (d->exited.load() == d->workers.size()) d->close_all();
     });
     d.worker_exited.data = &d;
+    if (!d.cfg->proxy.metrics.empty()) {
+        d.http = std::make_unique<metrics::HttpServer>(&d.loop, [&d](const std::string& p) { return d.serve(p); });
+        std::string err;
+        if (d.http->listen(d.cfg->metrics_address, &err)) {
+            log::info("metrics on http://", d.http->bound().to_string(), "/metrics");
+        } else {
+            // The data plane matters more than the metrics: keep serving XMPP, say so loudly.
+            log::error("metrics: ", err, "; /metrics and /healthz are NOT served");
+            d.http.reset();
+        }
+    }
     for (unsigned w = 0; w < n; ++w) {
-        d.workers.push_back(std::make_unique<Worker>(w, cfg, fds[w], [&d] {
+        d.stats.push_back(std::make_shared<metrics::WorkerStats>());
+        d.workers.push_back(std::make_unique<Worker>(w, d.cfg, fds[w], d.stats.back(), [&d] {
             d.exited.fetch_add(1);
             uv_async_send(&d.worker_exited);
         }));
@@ -138,9 +248,10 @@ int run_daemon(std::shared_ptr<const config::Config> cfg) {
             else d->on_stop_signal(signum);
         }, nums[i]);
     }
+    d.sync_checkers();
     for (auto& w : d.workers) w->start();
-    log::info("xmpp-shard-proxy ready: ", n, " worker(s), ", cfg->backends.size(), " backend(s), ",
-              cfg->routes->route_count(), " route(s)");
+    log::info("xmpp-shard-proxy ready: ", n, " worker(s), ", d.cfg->backends.size(), " backend(s), ",
+              d.cfg->routes->route_count(), " route(s)");
 
     uv_run(&d.loop, UV_RUN_DEFAULT);
     for (auto& w : d.workers) w->join();

@@ -8,6 +8,6 @@
 namespace xs::app {
 
 // Runs until drained. Returns the process exit code.
-int run_daemon(std::shared_ptr<const config::Config> cfg);
+int run_daemon(std::shared_ptr<config::Config> cfg);
 
 }  // namespace xs::app

@@ -2,22 +2,30 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "session/session.hpp"
+#include "upstream/backend_state.hpp"
 #include "util/log.hpp"
 
 namespace xs::app {
 
 Worker::Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-               std::function<void()> on_exit)
+               std::shared_ptr<metrics::WorkerStats> stats, std::function<void()> on_exit)
     : id_(id), cfg_(std::move(cfg)), fds_(std::move(listen_fds)), on_exit_(std::move(on_exit)),
+      stats_(std::move(stats)), log_(cfg_->proxy.log_format, cfg_->proxy.session_log_rate),
       scratch_(new char[kScratchSize]) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, on_async);
     async_.data = this;
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
+    uv_timer_init(&loop_, &pump_timer_);
+    pump_timer_.data = this;
+    uv_timer_init(&loop_, &housekeeping_);
+    housekeeping_.data = this;
+    uv_timer_start(&housekeeping_, on_housekeeping, 5000, 5000);
     for (std::size_t i = 0; i < fds_.size(); ++i) {
         auto l = std::make_unique<ListenerHandle>();
         l->worker = this;
@@ -98,7 +106,10 @@ void Worker::apply_posted() {
         posted_cut_ = false;
         cfg = std::move(posted_cfg_);
     }
-    if (cfg) cfg_ = std::move(cfg);  // live sessions keep the snapshot they started with
+    if (cfg) {
+        cfg_ = std::move(cfg);  // live sessions keep the snapshot they started with
+        log_.configure(cfg_->proxy.log_format, cfg_->proxy.session_log_rate);
+    }
     if (drain) begin_drain();
     if (cut) cut_all();
 }
@@ -159,8 +170,65 @@ void Worker::maybe_exit() {
         std::lock_guard<std::mutex> g(mu_);
         closed_ = true;  // no uv_async_send on a closing handle
     }
+    log_.flush_summary(uv_now(&loop_));
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&pump_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+bool Worker::enqueue(upstream::BackendState* b, session::Session* s, unsigned max_queue) {
+    auto& q = queues_[b];
+    if (q.size() >= max_queue) return false;
+    q.push_back(s);
+    if (!pump_running_) {
+        pump_running_ = true;
+        uv_timer_start(&pump_timer_, on_pump_timer, 5, 5);
+    }
+    return true;
+}
+
+void Worker::dequeue(session::Session* s) {
+    auto it = queues_.find(s->queued_on());
+    if (it == queues_.end()) return;
+    auto& q = it->second;
+    q.erase(std::remove(q.begin(), q.end(), s), q.end());
+}
+
+void Worker::pump(upstream::BackendState* b) {
+    auto it = queues_.find(b);
+    if (it == queues_.end()) return;
+    auto& q = it->second;
+    uint64_t now = uv_now(&loop_);
+    while (!q.empty()) {
+        session::Session* s = q.front();
+        if (!b->try_acquire(s->backend_config(), now)) break;
+        q.pop_front();
+        s->admitted();  // may release the slot again (and re-enter pump) if it fails at once
+    }
+}
+
+void Worker::on_pump_timer(uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    bool any = false;
+    for (auto it = w->queues_.begin(); it != w->queues_.end();) {
+        if (!it->second.empty()) w->pump(it->first);
+        if (it->second.empty()) {
+            it = w->queues_.erase(it);
+        } else {
+            any = true;
+            ++it;
+        }
+    }
+    if (!any) {
+        w->pump_running_ = false;
+        uv_timer_stop(&w->pump_timer_);
+    }
+}
+
+void Worker::on_housekeeping(uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    w->log_.flush_summary(uv_now(&w->loop_));
 }
 
 }  // namespace xs::app

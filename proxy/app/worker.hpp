@@ -5,16 +5,23 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "app/session_log.hpp"
 #include "config/config.hpp"
+#include "metrics/worker_stats.hpp"
 
 namespace xs::session {
 class Session;
+}
+namespace xs::upstream {
+class BackendState;
 }
 
 namespace xs::app {
@@ -22,8 +29,9 @@ namespace xs::app {
 class Worker {
 public:
     // listen_fds[i] is this worker's socket for cfg->listeners[i]; the worker owns them.
+    // stats: this worker's statistics, also held by the metrics collector.
     Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-           std::function<void()> on_exit);
+           std::shared_ptr<metrics::WorkerStats> stats, std::function<void()> on_exit);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -43,6 +51,16 @@ public:
     void session_started(session::Session* s);
     void session_ended(session::Session* s);
     unsigned id() const { return id_; }
+    metrics::WorkerStats& stats() { return *stats_; }
+    void session_log(const SessionLogEntry& e) { log_.write(e, uv_now(&loop_)); }
+
+    // Admission queue per backend (sessions waiting for a slot). enqueue() fails when the
+    // queue holds max_queue sessions already. pump() admits waiting sessions while slots are
+    // free; it runs when a slot is released here and, while any queue is not empty, every few
+    // milliseconds (slots released by other workers, rate tokens).
+    bool enqueue(upstream::BackendState* b, session::Session* s, unsigned max_queue);
+    void dequeue(session::Session* s);
+    void pump(upstream::BackendState* b);
 
 private:
     struct ListenerHandle {
@@ -59,6 +77,8 @@ private:
     static void on_async(uv_async_t* a);
     static void on_connection(uv_stream_t* server, int status);
     static void on_drain_timer(uv_timer_t* t);
+    static void on_pump_timer(uv_timer_t* t);
+    static void on_housekeeping(uv_timer_t* t);
 
     unsigned id_;
     std::shared_ptr<const config::Config> cfg_;
@@ -69,6 +89,12 @@ private:
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t drain_timer_{};
+    uv_timer_t pump_timer_{};
+    uv_timer_t housekeeping_{};
+    std::shared_ptr<metrics::WorkerStats> stats_;
+    SessionLog log_;
+    std::map<upstream::BackendState*, std::deque<session::Session*>> queues_;
+    bool pump_running_ = false;
     std::vector<std::unique_ptr<ListenerHandle>> listeners_;
     std::unique_ptr<char[]> scratch_;
 

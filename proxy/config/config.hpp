@@ -11,9 +11,19 @@
 
 #include "routing/route_table.hpp"
 
+namespace xs::upstream {
+class BackendState;
+}
+namespace xs::net {
+class IpRateLimiter;
+}
+
 namespace xs::config {
 
 using Millis = std::chrono::milliseconds;
+
+enum class LogFormat { KeyValue, Json };
+enum class CheckKind { Stream, Tcp, None };
 
 // Every tunable and its default, in one place.
 struct ProxySettings {
@@ -28,6 +38,9 @@ struct ProxySettings {
     std::size_t high_water = 256 * 1024;    // pending bytes towards a peer: stop reading the other
     std::size_t low_water = 64 * 1024;      // resume reading below this
     int backlog = 4096;                     // listen(2) backlog per worker socket
+    LogFormat log_format = LogFormat::KeyValue;  // session-end lines: key=value or JSON
+    unsigned session_log_rate = 20;         // routine session-end lines per second per worker
+                                            // (0: none); errors are never dropped silently
 };
 
 struct SocketAddress {
@@ -42,20 +55,44 @@ struct ListenerConfig {
     std::string bind;                     // as written
     SocketAddress address;
     std::vector<std::string> namespaces;  // content namespaces served (jabber:client, ...)
+    double per_ip_rate = 0;               // new connections per second per source address (0: off)
+    unsigned per_ip_burst = 0;            // bucket size; 0: max(1, 2 * per_ip_rate)
+    std::string see_other_host;           // admission refusals send <see-other-host/> with this
 };
 
 struct BackendConfig {
     std::string name;
     std::string address_text;  // as written
     SocketAddress address;     // resolved at load time
+    // Health checks (active, from the daemon's loop; a refused live connection marks the
+    // backend down at once when checks are on).
+    CheckKind check = CheckKind::None;   // "stream" or "tcp" turns active checks on
+    Millis check_interval{2'000};
+    Millis check_timeout{1'000};
+    unsigned rise = 2;                 // consecutive passes to come back up
+    unsigned fall = 2;                 // consecutive failures to go down
+    bool drain = false;                // no new sessions; live ones stay
+    // Admission control: shield a single-threaded backend from storms.
+    unsigned max_connecting = 64;      // attempts in flight (connect + header answer); 0: no limit
+    double max_new_per_second = 0;     // new sessions per second; 0: no limit
+    unsigned max_queue = 4096;         // sessions waiting per worker beyond the limits
+    Millis queue_timeout{10'000};      // a session waiting longer is refused
+    unsigned max_sessions = 0;         // live sessions; 0: no limit
+    std::string probe_domain;          // 'to' of the stream check: first exact domain routed here
 };
 
 struct Config {
     std::string path;
     ProxySettings proxy;
+    SocketAddress metrics_address;        // resolved proxy.metrics (unset when metrics = "")
     std::vector<ListenerConfig> listeners;
     std::vector<BackendConfig> backends;  // same order as routes->backends()
     std::shared_ptr<const routing::RouteTable> routes;
+    // Runtime state per backend (same order as backends), attached by the daemon before the
+    // config is published; shared across reloads by backend name.
+    std::vector<std::shared_ptr<upstream::BackendState>> states;
+    // Per-address rate limiters (same order as listeners; null when the listener has none).
+    std::vector<std::shared_ptr<net::IpRateLimiter>> limiters;
 
     const ListenerConfig* listener(const std::string& name) const;
 };

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "config/values.hpp"
+#include "routing/domain.hpp"
 #include "routing/stream_header_sniffer.hpp"
 
 namespace xs::config {
@@ -35,6 +36,11 @@ public:
         if (auto* p = root.get("proxy")) {
             if (auto* t = p->as_table()) load_proxy(*t);
             else add(p->source(), "[proxy] must be a table");
+        }
+        if (!cfg_->proxy.metrics.empty()) {
+            const toml::node* m = root.at_path("proxy.metrics").node();
+            resolve(m ? *m : static_cast<const toml::node&>(root), cfg_->proxy.metrics, true,
+                    cfg_->metrics_address);
         }
         for_each_table(root, "listener", [&](const toml::table& t) { load_listener(t); });
         for_each_table(root, "backend", [&](const toml::table& t) { load_backend(t); });
@@ -175,17 +181,35 @@ private:
         out = static_cast<T>(*v);
     }
 
+    void get_bool(const toml::table& t, std::string_view key, bool& out) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_boolean()) add(n->source(), "'" + std::string(key) + "' must be true or false");
+        else out = n->value<bool>().value_or(false);
+    }
+
+    void get_number(const toml::table& t, std::string_view key, double& out, double lo, double hi) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        auto v = n->value<double>();
+        if (!(n->is_integer() || n->is_floating_point()) || !v || *v < lo || *v > hi) {
+            add(n->source(), "'" + std::string(key) + "' must be a number from " +
+                                 std::to_string(static_cast<long long>(lo)) + " to " +
+                                 std::to_string(static_cast<long long>(hi)));
+            return;
+        }
+        out = *v;
+    }
+
     void load_proxy(const toml::table& t) {
         known_keys(t, {"workers", "metrics", "header_timeout", "max_header_bytes", "drain_timeout",
                        "connect_timeout", "backend_timeout", "close_linger", "high_water",
-                       "low_water", "backlog"},
+                       "low_water", "backlog", "log_format", "session_log_rate"},
                    "[proxy]");
         ProxySettings& p = cfg_->proxy;
         get_uint(t, "workers", p.workers, 0, 256);
         if (auto* m = get_string(t, "metrics", false, "[proxy]")) {
             std::string why;
-            if (!m->empty() && !parse_host_port(*m, true, &why))
-                add(t.get("metrics")->source(), "'metrics': " + why);
             p.metrics = *m;
         }
         get_duration(t, "header_timeout", p.header_timeout, false);
@@ -197,6 +221,11 @@ private:
         get_uint(t, "high_water", p.high_water, 4096, 64 << 20);
         get_uint(t, "low_water", p.low_water, 0, 64 << 20);
         get_uint(t, "backlog", p.backlog, 1, 65535);
+        get_uint(t, "session_log_rate", p.session_log_rate, 0, 1'000'000);
+        if (auto* f = get_string(t, "log_format", false, "[proxy]")) {
+            if (*f == "json") p.log_format = LogFormat::Json;
+            else if (*f != "kv") add(t.get("log_format")->source(), "'log_format' must be \"kv\" or \"json\"");
+        }
         if (p.low_water >= p.high_water)
             add((t.get("low_water") ? t.get("low_water") : &t)->source(),
                 "'low_water' must be below 'high_water'");
@@ -227,7 +256,9 @@ private:
     }
 
     void load_listener(const toml::table& t) {
-        known_keys(t, {"name", "bind", "namespaces", "tls", "direct_tls"}, "[[listener]]");
+        known_keys(t, {"name", "bind", "namespaces", "tls", "direct_tls", "per_ip_rate", "per_ip_burst",
+                       "see_other_host"},
+                   "[[listener]]");
         ListenerConfig l;
         if (auto* s = get_string(t, "name", true, "[[listener]]")) l.name = *s;
         if (auto* s = get_string(t, "bind", true, "[[listener]]")) {
@@ -257,13 +288,24 @@ private:
             else if (n->value<bool>().value_or(false))
                 add(n->source(), "direct_tls = true is not supported by this build yet");
         }
+        get_number(t, "per_ip_rate", l.per_ip_rate, 0, 1e6);
+        get_uint(t, "per_ip_burst", l.per_ip_burst, 0, 1'000'000);
+        if (auto* s = get_string(t, "see_other_host", false, "[[listener]]")) {
+            std::string why;
+            if (!s->empty() && !parse_host_port(*s, false, &why) && s->find(':') != std::string::npos)
+                add(t.get("see_other_host")->source(), "'see_other_host': " + why);
+            l.see_other_host = *s;
+        }
         listener_nodes_.push_back(&t);
         spec_.listeners.push_back(l.name);
         cfg_->listeners.push_back(std::move(l));
     }
 
     void load_backend(const toml::table& t) {
-        known_keys(t, {"name", "address", "proxy_protocol"}, "[[backend]]");
+        known_keys(t, {"name", "address", "proxy_protocol", "check", "check_interval", "check_timeout",
+                       "rise", "fall", "drain", "max_connecting", "max_new_per_second", "max_queue",
+                       "queue_timeout", "max_sessions"},
+                   "[[backend]]");
         BackendConfig b;
         if (auto* s = get_string(t, "name", true, "[[backend]]")) b.name = *s;
         if (auto* s = get_string(t, "address", true, "[[backend]]")) {
@@ -277,6 +319,22 @@ private:
             else if (*s != "none")
                 add(t.get("proxy_protocol")->source(), "'proxy_protocol' must be \"none\" or \"v2\"");
         }
+        if (auto* c = get_string(t, "check", false, "[[backend]]")) {
+            if (*c == "tcp") b.check = CheckKind::Tcp;
+            else if (*c == "none") b.check = CheckKind::None;
+            else if (*c != "stream")
+                add(t.get("check")->source(), "'check' must be \"stream\", \"tcp\" or \"none\"");
+        }
+        get_duration(t, "check_interval", b.check_interval, false);
+        get_duration(t, "check_timeout", b.check_timeout, false);
+        get_uint(t, "rise", b.rise, 1, 100);
+        get_uint(t, "fall", b.fall, 1, 100);
+        get_bool(t, "drain", b.drain);
+        get_uint(t, "max_connecting", b.max_connecting, 0, 1'000'000);
+        get_number(t, "max_new_per_second", b.max_new_per_second, 0, 1e6);
+        get_uint(t, "max_queue", b.max_queue, 0, 1'000'000);
+        get_duration(t, "queue_timeout", b.queue_timeout, false);
+        get_uint(t, "max_sessions", b.max_sessions, 0, 10'000'000);
         backend_nodes_.push_back(&t);
         spec_.backends.push_back(b.name);
         cfg_->backends.push_back(std::move(b));
@@ -296,6 +354,21 @@ private:
         }
         route_nodes_.push_back({&t});
         spec_.routes.push_back(std::move(r));
+    }
+
+    // The stream health check opens a stream to the first exact domain routed to the backend
+    // (any answer with a stream header counts: even Prosody's host-unknown comes with one).
+    void assign_probe_domains() {
+        for (const auto& r : spec_.routes)
+            for (const auto& d : r.domains) {
+                auto p = routing::parse_pattern(d);
+                if (!p || p->kind != routing::PatternKind::Exact) continue;
+                for (const auto& name : r.backends)
+                    for (auto& b : cfg_->backends)
+                        if (b.name == name && b.probe_domain.empty()) b.probe_domain = p->text;
+            }
+        for (auto& b : cfg_->backends)
+            if (b.probe_domain.empty()) b.probe_domain = "localhost";
     }
 
     template <typename V>
@@ -318,6 +391,7 @@ private:
         auto result = routing::RouteTable::compile(spec_);
         if (auto* table = std::get_if<std::shared_ptr<const routing::RouteTable>>(&result)) {
             cfg_->routes = *table;
+            assign_probe_domains();
             return;
         }
         for (const auto& ce : std::get<std::vector<routing::CompileError>>(result)) {

@@ -19,7 +19,7 @@ struct ConfigError {
 };
 
 struct LoadResult {
-    std::shared_ptr<const Config> config;  // null when errors is not empty
+    std::shared_ptr<Config> config;  // null when errors is not empty
     std::vector<ConfigError> errors;
 };
 

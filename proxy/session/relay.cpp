@@ -67,22 +67,26 @@ void Session::on_read(Side from, ssize_t nread, const char* data) {
         case State::Refusing:
             return;  // lingering close: drop what the client still sends
         case State::AwaitingBackend:
-            // The backend answered: from now on the session is a plain relay.
-            uv_timer_stop(&timer_);
-            set_state(State::Relaying);
-            std::string().swap(replay_);
-            std::vector<std::size_t>().swap(candidates_);
+            on_backend_answered();
+            count(kClient, len);
             send(kClient, data, len);
             if (state_ == State::Relaying) set_reading(kClient, !paused_[kClient]);
             return;
         case State::Relaying:
         case State::Closing:
+            count(other(from), len);
             send(other(from), data, len);
             return;
+        case State::Queued:
         case State::Connecting:
         case State::Closed:
             return;
     }
+}
+
+void Session::count(Side to, std::size_t len) {
+    bytes_[to] += len;
+    backend_cell_->bytes[to == kBackend ? 0 : 1].add(len);
 }
 
 void Session::send(Side to, const char* data, std::size_t len) {
@@ -158,6 +162,7 @@ void Session::side_finished(Side side, int status) {
         case State::Sniffing:
             finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
             return;
+        case State::Queued:
         case State::Connecting:
         case State::AwaitingBackend:
             if (side == kClient) {
@@ -166,7 +171,7 @@ void Session::side_finished(Side side, int status) {
             }
             log::warn("backend ", cfg_->backends[backend_index_].name, " closed before answering: ",
                       uv_strerror(status));
-            connect_next();
+            backend_failed("closed before answering", true);
             return;
         case State::Refusing:
             if (side == kClient) finish(reason_);

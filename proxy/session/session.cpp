@@ -1,12 +1,14 @@
-// Session lifecycle: accept, sniff, route, connect with failover, refuse, finish.
+// Session lifecycle: accept, sniff, route, admission, connect with failover, refuse, finish.
 #include "session/session.hpp"
 
 #include <algorithm>
 
 #include "app/worker.hpp"
+#include "net/ip_limiter.hpp"
 #include "routing/domain.hpp"
 #include "routing/route_table.hpp"
 #include "routing/stream_error.hpp"
+#include "upstream/backend_state.hpp"
 #include "util/log.hpp"
 
 namespace xs::session {
@@ -17,6 +19,7 @@ using routing::StreamCondition;
 std::string_view to_string(State s) {
     switch (s) {
         case State::Sniffing: return "sniffing";
+        case State::Queued: return "queued";
         case State::Connecting: return "connecting";
         case State::AwaitingBackend: return "awaiting_backend";
         case State::Relaying: return "relaying";
@@ -53,13 +56,31 @@ void Session::start(uv_stream_t* server) {
     uv_timer_init(worker_.loop(), &timer_);
     timer_.data = this;
     ++open_handles_;
+    start_ms_ = uv_now(worker_.loop());
     worker_.session_started(this);
+    const auto& listener = cfg_->listeners[listener_];
+    listener_cell_ = worker_.stats().listener(listener.name);
+    listener_cell_->accepted.add();
+    listener_cell_->connections.add(1);
     if (int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)); rc != 0) {
         log::debug("accept failed: ", uv_strerror(rc));
         finish(EndReason::ClientError);
         return;
     }
     uv_tcp_nodelay(&client_, 1);
+    int len = sizeof peer_;
+    if (uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&peer_), &len) != 0)
+        peer_.sin6_family = AF_UNSPEC;
+    if (listener.per_ip_rate > 0) {
+        if (peer_.sin6_family != AF_UNSPEC &&
+            !cfg_->limiters[listener_]->allow(reinterpret_cast<sockaddr*>(&peer_), start_ms_)) {
+            listener_cell_->rate_limited.add();
+            refuse(listener.see_other_host.empty() ? StreamCondition::PolicyViolation
+                                                   : StreamCondition::SeeOtherHost,
+                   "", "too many new connections from this address");
+            return;
+        }
+    }
     sniffer_ = std::make_unique<routing::StreamHeaderSniffer>(cfg_->proxy.max_header_bytes);
     start_timer(cfg_->proxy.header_timeout);
     set_reading(kClient, true);
@@ -88,6 +109,8 @@ void Session::on_header_bytes(const char* data, std::size_t len) {
             refuse(sniffer_->condition(), "", sniffer_->detail());
             return;
         case SniffStatus::Done:
+            listener_cell_->header_seconds.observe(
+                static_cast<double>(uv_now(worker_.loop()) - start_ms_) / 1000);
             route();
             return;
     }
@@ -128,17 +151,69 @@ void Session::route() {
     connect_next();
 }
 
+// Picks the next candidate that is up, not draining and under its limits; takes an admission
+// slot or joins the backend's queue. Down and draining backends are skipped, which is how a hash
+// pool moves only a down backend's domains (and moves them back when it recovers).
 void Session::connect_next() {
     discard_backend();
-    if (next_candidate_ >= candidates_.size()) {
-        log::info("no backend answered for ", domain_, " (route ", route_name_, ", ",
-                  candidates_.size(), " tried)");
-        reason_ = EndReason::BackendConnectFailed;
-        refuse(StreamCondition::RemoteConnectionFailed, domain_, "no backend available");
+    while (next_candidate_ < candidates_.size()) {
+        backend_index_ = candidates_[next_candidate_++];
+        const auto& b = cfg_->backends[backend_index_];
+        backend_state_ = cfg_->states[backend_index_].get();
+        backend_cell_ = worker_.stats().backend(b.name);
+        if (b.drain || !backend_state_->up()) continue;
+        if (b.max_sessions > 0 && backend_state_->sessions() >= b.max_sessions) {
+            limited_ = true;
+            continue;
+        }
+        mark_ms_ = uv_now(worker_.loop());
+        if (backend_state_->try_acquire(b, mark_ms_)) {
+            holding_slot_ = true;
+            connect_now();
+            return;
+        }
+        if (!worker_.enqueue(backend_state_, this, b.max_queue)) {
+            backend_cell_->admission_refusals[static_cast<std::size_t>(metrics::Admission::QueueFull)].add();
+            refuse_admission(metrics::Admission::QueueFull);
+            return;
+        }
+        backend_cell_->queued.add(1);
+        set_state(State::Queued);
+        start_timer(b.queue_timeout);
         return;
     }
-    backend_index_ = candidates_[next_candidate_++];
+    if (limited_) {
+        refuse_admission(metrics::Admission::MaxSessions);
+        return;
+    }
+    log::info("no backend available for ", domain_, " (route ", route_name_, ", ",
+              candidates_.size(), " candidate(s))");
+    reason_ = EndReason::BackendConnectFailed;
+    refuse(StreamCondition::RemoteConnectionFailed, domain_, "no backend available");
+}
+
+void Session::admitted() {
+    backend_cell_->queued.add(-1);
+    backend_cell_->queue_wait_seconds.observe(
+        static_cast<double>(uv_now(worker_.loop()) - mark_ms_) / 1000);
+    holding_slot_ = true;
+    connect_now();
+}
+
+void Session::refuse_admission(metrics::Admission why) {
+    const auto& listener = cfg_->listeners[listener_];
+    std::string text = why == metrics::Admission::QueueTimeout ? "backend busy: waited too long"
+                       : why == metrics::Admission::QueueFull  ? "backend busy: queue full"
+                                                               : "backend full";
+    if (!listener.see_other_host.empty())
+        refuse(StreamCondition::SeeOtherHost, domain_, text);
+    else
+        refuse(StreamCondition::PolicyViolation, domain_, text);
+}
+
+void Session::connect_now() {
     set_state(State::Connecting);
+    mark_ms_ = uv_now(worker_.loop());
     backend_ = new uv_tcp_t{};
     uv_tcp_init(worker_.loop(), backend_);
     backend_->data = this;
@@ -149,7 +224,7 @@ void Session::connect_next() {
     if (int rc = uv_tcp_connect(req, backend_, b.address.sa(), on_connect_done); rc != 0) {
         delete req;
         log::warn("backend ", b.name, " (", b.address_text, "): connect: ", uv_strerror(rc));
-        connect_next();
+        backend_failed("connect failed", false);
         return;
     }
     start_timer(cfg_->proxy.connect_timeout);
@@ -168,9 +243,10 @@ void Session::on_connected(int status) {
     const auto& b = cfg_->backends[backend_index_];
     if (status != 0) {
         log::warn("backend ", b.name, " (", b.address_text, "): connect: ", uv_strerror(status));
-        connect_next();
+        backend_failed("connect refused", true);
         return;
     }
+    backend_cell_->connect_seconds.observe(static_cast<double>(uv_now(worker_.loop()) - mark_ms_) / 1000);
     uv_tcp_nodelay(backend_, 1);
     set_state(State::AwaitingBackend);
     start_timer(cfg_->proxy.backend_timeout);
@@ -178,16 +254,48 @@ void Session::on_connected(int status) {
     send(kBackend, replay_.data(), replay_.size());
 }
 
+// The backend answered the replayed header: from now on the session is a plain relay.
+void Session::on_backend_answered() {
+    uv_timer_stop(&timer_);
+    release_slot();
+    set_state(State::Relaying);
+    count(kBackend, replay_.size());
+    std::string().swap(replay_);
+    std::vector<std::size_t>().swap(candidates_);
+    backend_state_->session_started();
+    counted_live_ = true;
+    session_cell_ = worker_.stats().session(cfg_->listeners[listener_].name, route_name_,
+                                            cfg_->backends[backend_index_].name);
+    session_cell_->active.add(1);
+    session_cell_->total.add();
+}
+
+// One attempt failed: count it, mark the backend down at once when health checks watch it
+// (passive check), and try the next candidate.
+void Session::backend_failed(const char* what, bool passive_down) {
+    const auto& b = cfg_->backends[backend_index_];
+    backend_cell_->connect_failures.add();
+    if (passive_down && b.check != config::CheckKind::None && backend_state_->mark_down_now())
+        log::warn("backend ", b.name, " marked down: ", what, " (passive check)");
+    connect_next();
+}
+
 void Session::on_timeout() {
     switch (state_) {
         case State::Sniffing:
             refuse(StreamCondition::ConnectionTimeout, "", "no complete stream header in time");
             return;
+        case State::Queued:
+            worker_.dequeue(this);
+            backend_cell_->queued.add(-1);
+            backend_cell_->admission_refusals[static_cast<std::size_t>(metrics::Admission::QueueTimeout)].add();
+            refuse_admission(metrics::Admission::QueueTimeout);
+            return;
         case State::Connecting:
         case State::AwaitingBackend:
             log::warn("backend ", cfg_->backends[backend_index_].name, ": ",
                       state_ == State::Connecting ? "connect timed out" : "no answer to the header in time");
-            connect_next();
+            backend_failed(state_ == State::Connecting ? "connect timed out" : "no answer in time", true);
             return;
         case State::Closing:
         case State::Refusing:
@@ -202,7 +310,9 @@ void Session::on_timeout() {
 
 void Session::refuse(StreamCondition c, std::string_view domain, std::string_view detail) {
     condition_ = c;
+    refused_ = true;
     if (reason_ != EndReason::BackendConnectFailed) reason_ = EndReason::Refused;
+    worker_.stats().stream_error(c);
     log::debug("refusing ", domain.empty() ? "-" : domain, ": ", routing::to_string(c), ": ", detail);
     // Build the bytes first: domain and detail may point into state released below.
     routing::StreamErrorSpec spec;
@@ -210,6 +320,7 @@ void Session::refuse(StreamCondition c, std::string_view domain, std::string_vie
     spec.from_domain = domain;
     if (!content_ns_.empty()) spec.content_ns = content_ns_;
     spec.text = detail;
+    if (c == StreamCondition::SeeOtherHost) spec.other_host = cfg_->listeners[listener_].see_other_host;
     std::string bytes = routing::stream_error_bytes(spec);
     discard_backend();
     sniffer_.reset();
@@ -224,7 +335,15 @@ void Session::refuse(StreamCondition c, std::string_view domain, std::string_vie
     start_timer(cfg_->proxy.close_linger);
 }
 
+void Session::release_slot() {
+    if (!holding_slot_) return;
+    holding_slot_ = false;
+    backend_state_->release();
+    worker_.pump(backend_state_);
+}
+
 void Session::discard_backend() {
+    release_slot();
     if (!backend_) return;
     auto* h = reinterpret_cast<uv_handle_t*>(backend_);
     backend_ = nullptr;
@@ -237,17 +356,38 @@ void Session::discard_backend() {
 
 void Session::finish(EndReason r) {
     if (state_ == State::Closed) return;
+    if (state_ == State::Queued) {
+        worker_.dequeue(this);
+        backend_cell_->queued.add(-1);
+    }
     reason_ = r;
-    log::debug("session end: reason=", to_string(r),
-               r == EndReason::Refused || r == EndReason::BackendConnectFailed
-                   ? std::string(" condition=") + std::string(routing::to_string(condition_))
-                   : std::string(),
-               " domain=", domain_.empty() ? "-" : domain_);
+    log_end();
+    worker_.stats().ended(r);
+    listener_cell_->connections.add(-1);
+    if (session_cell_) session_cell_->active.add(-1);
+    if (counted_live_) backend_state_->session_ended();
     set_state(State::Closed);
     discard_backend();
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(&client_), on_close);
     worker_.session_ended(this);
+}
+
+void Session::log_end() {
+    app::SessionLogEntry e;
+    e.client = reinterpret_cast<const sockaddr*>(&peer_);
+    e.listener = cfg_->listeners[listener_].name;
+    e.domain = domain_;
+    e.route = route_name_;
+    if (backend_state_) e.backend = cfg_->backends[backend_index_].name;
+    e.duration_ms = uv_now(worker_.loop()) - start_ms_;
+    e.bytes_to_backend = bytes_[kBackend];
+    e.bytes_to_client = bytes_[kClient];
+    e.reason = to_string(reason_);
+    if (refused_) e.condition = routing::to_string(condition_);
+    e.error = refused_ || reason_ == EndReason::ClientError || reason_ == EndReason::BackendError ||
+              reason_ == EndReason::TimedOut || reason_ == EndReason::NotXmpp;
+    worker_.session_log(e);
 }
 
 void Session::on_close(uv_handle_t* h) {

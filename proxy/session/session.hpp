@@ -1,29 +1,37 @@
-// One client connection, from accept to close: sniff the stream header, route it, connect to a
-// backend (trying the route's candidates in turn), replay the client's exact bytes, then relay
-// both ways with backpressure. One state enum; set_state() is the only place that changes it;
-// finish() is the only exit path and records why the session ended.
+// One client connection, from accept to close: sniff the stream header, route it, pass
+// admission, connect to a backend (trying the route's candidates in turn), replay the client's
+// exact bytes, then relay both ways with backpressure. One state enum; set_state() is the only
+// place that changes it; finish() is the only exit path and records why the session ended.
 #pragma once
+#include <netinet/in.h>
 #include <uv.h>
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
+#include "metrics/worker_stats.hpp"
 #include "routing/stream_condition.hpp"
 #include "routing/stream_header_sniffer.hpp"
+#include "session/end_reason.hpp"
 
 namespace xs::app {
 class Worker;
+}
+namespace xs::upstream {
+class BackendState;
 }
 
 namespace xs::session {
 
 enum class State {
     Sniffing,         // reading the client's stream header (header_timeout running)
+    Queued,           // waiting for admission to a backend (queue_timeout running)
     Connecting,       // TCP connect to a backend candidate (connect_timeout running)
     AwaitingBackend,  // header replayed; waiting for the backend's first bytes (backend_timeout)
     Relaying,         // bytes flow both ways
@@ -33,19 +41,6 @@ enum class State {
 };
 std::string_view to_string(State s);
 
-enum class EndReason {
-    ClientClosed,
-    BackendClosed,
-    ClientError,
-    BackendError,
-    Refused,               // a stream error was sent (see condition)
-    BackendConnectFailed,  // every candidate failed: remote-connection-failed was sent
-    NotXmpp,               // e.g. a TLS ClientHello on a plaintext listener: closed without XML
-    TimedOut,              // a side did not finish within close_linger
-    Drained,               // cut at the end of drain_timeout
-};
-std::string_view to_string(EndReason r);
-
 enum Side : int { kClient = 0, kBackend = 1 };
 
 class Session {
@@ -54,14 +49,19 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    // Accepts the pending connection on `server` and starts sniffing. On failure the session
-    // finishes (and frees itself); the caller must not touch it after this returns.
+    // Accepts the pending connection on `server` and starts sniffing (or refuses at once when
+    // the source address is over its rate). On failure the session finishes and frees itself;
+    // the caller must not touch it after this returns.
     void start(uv_stream_t* server);
 
     // Drain deadline: cut the session now.
     void cut() { finish(EndReason::Drained); }
+    // Admission granted by the worker's queue (a slot is already held for `state`).
+    void admitted();
 
     State state() const { return state_; }
+    const config::BackendConfig& backend_config() const { return cfg_->backends[backend_index_]; }
+    upstream::BackendState* queued_on() const { return state_ == State::Queued ? backend_state_ : nullptr; }
 
     // Intrusive list of the worker's sessions.
     Session* prev = nullptr;
@@ -75,15 +75,22 @@ private:
     void on_header_bytes(const char* data, std::size_t len);
     void route();
     void connect_next();
+    void connect_now();
     void on_connected(int status);
+    void on_backend_answered();
+    void backend_failed(const char* what, bool passive_down);
     void on_timeout();
     void refuse(routing::StreamCondition c, std::string_view domain, std::string_view detail);
+    void refuse_admission(metrics::Admission why);
     void discard_backend();
+    void release_slot();
     void finish(EndReason r);
+    void log_end();
     void on_handle_closed(uv_handle_t* h);
 
     // byte pump (relay.cpp)
     void on_read(Side from, ssize_t nread, const char* data);
+    void count(Side to, std::size_t len);
     void send(Side to, const char* data, std::size_t len);
     void on_written(Side to, std::size_t len, int status);
     void side_finished(Side side, int status);
@@ -107,6 +114,7 @@ private:
     State state_ = State::Sniffing;
     EndReason reason_ = EndReason::ClientClosed;
     routing::StreamCondition condition_ = routing::StreamCondition::HostUnknown;
+    bool refused_ = false;
 
     uv_tcp_t client_{};
     uv_timer_t timer_{};
@@ -117,10 +125,22 @@ private:
     std::string replay_;              // the client's bytes so far; freed once relaying
     std::string domain_;              // normalised 'to'
     std::string content_ns_;
-    std::vector<std::size_t> candidates_;  // backend indices left to try
+    std::vector<std::size_t> candidates_;  // backend indices, best first
     std::size_t next_candidate_ = 0;
-    std::size_t backend_index_ = 0;   // into cfg_->backends, valid once connecting
+    std::size_t backend_index_ = 0;   // into cfg_->backends, valid once a candidate is chosen
     std::string_view route_name_;
+    upstream::BackendState* backend_state_ = nullptr;
+    bool holding_slot_ = false;       // an admission slot of backend_state_
+    bool counted_live_ = false;       // counted in backend_state_->sessions()
+    bool limited_ = false;            // some candidate was skipped for its limits
+
+    sockaddr_in6 peer_{};             // the client's address (IPv4 fits too), for the log
+    uint64_t start_ms_ = 0;           // uv_now at accept; also the queue/connect stopwatch base
+    uint64_t mark_ms_ = 0;            // uv_now when the current wait began
+    std::array<uint64_t, 2> bytes_{0, 0};  // relayed towards each side
+    metrics::WorkerStats::ListenerCell* listener_cell_ = nullptr;
+    metrics::WorkerStats::BackendCell* backend_cell_ = nullptr;
+    metrics::WorkerStats::SessionCell* session_cell_ = nullptr;
 
     std::array<std::size_t, 2> pending_{0, 0};  // bytes queued towards each side
     std::array<bool, 2> reading_{false, false};

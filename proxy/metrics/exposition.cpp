@@ -1,0 +1,176 @@
+#include "metrics/exposition.hpp"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <sstream>
+
+#include "upstream/backend_state.hpp"
+
+#ifndef XS_VERSION
+#define XS_VERSION "0.0.0"
+#endif
+
+namespace xs::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// The families, in exposition order. Names start with xmpp_shard_.
+enum Fam {
+    kBuildInfo, kStartTime, kAccepted, kConnections, kRateLimited, kHeaderSeconds, kSessionsActive,
+    kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
+    kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
+    kQueueLength, kQueueWait, kAdmissionRefusals, kReloads, kLastReload, kFamCount
+};
+
+struct FamilyDecl {
+    const char* name;
+    const char* help;
+    MetricType type;
+};
+
+constexpr FamilyDecl kFamilies[kFamCount] = {
+    {"xmpp_shard_build_info", "Build information (always 1).", MetricType::Gauge},
+    {"xmpp_shard_start_time_seconds", "Unix time the proxy started.", MetricType::Gauge},
+    {"xmpp_shard_connections_accepted_total", "TCP connections accepted, by listener.", MetricType::Counter},
+    {"xmpp_shard_connections_active", "Client connections open (any state), by listener.", MetricType::Gauge},
+    {"xmpp_shard_connections_rate_limited_total", "Connections refused by the per-address rate limit.", MetricType::Counter},
+    {"xmpp_shard_stream_header_seconds", "Time from accept to a complete stream header.", MetricType::Histogram},
+    {"xmpp_shard_sessions_active", "Sessions relaying to a backend.", MetricType::Gauge},
+    {"xmpp_shard_sessions_total", "Sessions that reached a backend.", MetricType::Counter},
+    {"xmpp_shard_session_ends_total", "Ended sessions by reason.", MetricType::Counter},
+    {"xmpp_shard_stream_errors_total", "Stream errors sent to clients, by RFC 6120 condition.", MetricType::Counter},
+    {"xmpp_shard_bytes_total", "Bytes relayed, by backend and direction.", MetricType::Counter},
+    {"xmpp_shard_backend_up", "1 if the backend is considered healthy.", MetricType::Gauge},
+    {"xmpp_shard_backend_consecutive_failures", "Consecutive failed checks or connection attempts.", MetricType::Gauge},
+    {"xmpp_shard_backend_draining", "1 if the backend takes no new sessions (drain = true).", MetricType::Gauge},
+    {"xmpp_shard_backend_sessions", "Live sessions on the backend (all workers).", MetricType::Gauge},
+    {"xmpp_shard_backend_connecting", "Connection attempts in flight to the backend.", MetricType::Gauge},
+    {"xmpp_shard_backend_connect_seconds", "TCP connect time to the backend.", MetricType::Histogram},
+    {"xmpp_shard_backend_connect_failures_total", "Failed attempts (refused, timed out, no answer).", MetricType::Counter},
+    {"xmpp_shard_backend_queue_length", "Sessions waiting for admission to the backend.", MetricType::Gauge},
+    {"xmpp_shard_backend_queue_wait_seconds", "Time sessions waited for admission.", MetricType::Histogram},
+    {"xmpp_shard_admission_refusals_total", "Sessions refused by admission control, by reason.", MetricType::Counter},
+    {"xmpp_shard_config_reloads_total", "Configuration reloads by result.", MetricType::Counter},
+    {"xmpp_shard_config_last_reload_success_timestamp_seconds", "Unix time of the last good configuration load.", MetricType::Gauge},
+};
+
+using Labels = std::vector<ClientMetric::Label>;
+
+// Sums values of the same label set over the workers.
+struct Acc {
+    std::map<Labels, double> values;
+    struct Hist {
+        std::vector<uint64_t> buckets = std::vector<uint64_t>(kLatencyBounds.size() + 1, 0);
+        double sum = 0;
+    };
+    std::map<Labels, Hist> hists;
+    void add(const Labels& l, double v) { values[l] += v; }
+    void add(const Labels& l, const LocalHistogram& h) {
+        Hist& acc = hists[l];
+        for (std::size_t i = 0; i < acc.buckets.size(); ++i) acc.buckets[i] += h.bucket(i);
+        acc.sum += h.sum();
+    }
+};
+
+void emit(MetricFamily& f, const Acc& a) {
+    for (const auto& [labels, v] : a.values) {
+        ClientMetric m;
+        m.label = labels;
+        if (f.type == MetricType::Counter) m.counter.value = v;
+        else m.gauge.value = v;
+        f.metric.push_back(std::move(m));
+    }
+    for (const auto& [labels, h] : a.hists) {
+        ClientMetric m;
+        m.label = labels;
+        uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+            cumulative += h.buckets[i];
+            double bound = i < kLatencyBounds.size() ? kLatencyBounds[i]
+                                                     : std::numeric_limits<double>::infinity();
+            m.histogram.bucket.push_back({cumulative, bound});
+        }
+        m.histogram.sample_count = cumulative;
+        m.histogram.sample_sum = h.sum;
+        f.metric.push_back(std::move(m));
+    }
+}
+
+}  // namespace
+
+std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
+                   const config::Config& cfg, const DaemonCounters& daemon) {
+    std::vector<Acc> acc(kFamCount);
+    acc[kBuildInfo].add({{"version", XS_VERSION}}, 1);
+    acc[kStartTime].add({}, daemon.start_seconds);
+
+    for (const auto& w : workers) {
+        w->visit([&](const auto& sessions, const auto& backends, const auto& listeners,
+                     const auto& ends, const auto& errors) {
+            for (const auto& [name, c] : listeners) {
+                Labels l{{"listener", name}};
+                acc[kAccepted].add(l, static_cast<double>(c->accepted.get()));
+                acc[kConnections].add(l, static_cast<double>(c->connections.get()));
+                acc[kRateLimited].add(l, static_cast<double>(c->rate_limited.get()));
+                acc[kHeaderSeconds].add(l, c->header_seconds);
+            }
+            for (const auto& [key, c] : sessions) {
+                Labels l{{"backend", std::get<2>(key)}, {"listener", std::get<0>(key)},
+                         {"route", std::get<1>(key)}};
+                acc[kSessionsActive].add(l, static_cast<double>(c->active.get()));
+                acc[kSessionsTotal].add(l, static_cast<double>(c->total.get()));
+            }
+            for (const auto& [name, c] : backends) {
+                Labels b{{"backend", name}};
+                acc[kBytes].add({{"backend", name}, {"direction", "to_backend"}}, static_cast<double>(c->bytes[0].get()));
+                acc[kBytes].add({{"backend", name}, {"direction", "to_client"}}, static_cast<double>(c->bytes[1].get()));
+                acc[kConnectSeconds].add(b, c->connect_seconds);
+                acc[kConnectFailures].add(b, static_cast<double>(c->connect_failures.get()));
+                acc[kQueueLength].add(b, static_cast<double>(c->queued.get()));
+                acc[kQueueWait].add(b, c->queue_wait_seconds);
+                for (std::size_t i = 0; i < kAdmissionCount; ++i)
+                    acc[kAdmissionRefusals].add(
+                        {{"backend", name}, {"reason", std::string(to_string(static_cast<Admission>(i)))}},
+                        static_cast<double>(c->admission_refusals[i].get()));
+            }
+            for (std::size_t i = 0; i < session::kEndReasonCount; ++i)
+                acc[kSessionEnds].add({{"reason", std::string(session::to_string(static_cast<session::EndReason>(i)))}},
+                                      static_cast<double>(ends[i].get()));
+            for (std::size_t i = 0; i < kConditionCount; ++i)
+                acc[kStreamErrors].add({{"condition", std::string(routing::to_string(static_cast<routing::StreamCondition>(i)))}},
+                                       static_cast<double>(errors[i].get()));
+        });
+    }
+    for (std::size_t i = 0; i < cfg.backends.size(); ++i) {
+        const auto& st = *cfg.states[i];
+        Labels b{{"backend", cfg.backends[i].name}};
+        acc[kBackendUp].add(b, st.up() ? 1 : 0);
+        acc[kBackendFailures].add(b, st.consecutive_failures());
+        acc[kBackendDraining].add(b, cfg.backends[i].drain ? 1 : 0);
+        acc[kBackendSessions].add(b, static_cast<double>(st.sessions()));
+        acc[kBackendConnecting].add(b, static_cast<double>(st.connecting()));
+    }
+    acc[kReloads].add({{"result", "success"}}, static_cast<double>(daemon.reloads_success.load()));
+    acc[kReloads].add({{"result", "failure"}}, static_cast<double>(daemon.reloads_failure.load()));
+    acc[kLastReload].add({}, daemon.last_reload_success_seconds.load());
+
+    std::vector<MetricFamily> families;
+    for (int f = 0; f < kFamCount; ++f) {
+        MetricFamily fam;
+        fam.name = kFamilies[f].name;
+        fam.help = kFamilies[f].help;
+        fam.type = kFamilies[f].type;
+        emit(fam, acc[f]);
+        families.push_back(std::move(fam));
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, families);
+    return out.str();
+}
+
+}  // namespace xs::metrics

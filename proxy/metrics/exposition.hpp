@@ -1,0 +1,27 @@
+// Every metric family the proxy exports, declared in one place, and the scrape: merge every
+// worker's statistics with the shared backend state and the daemon's counters into the
+// Prometheus text format.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "metrics/worker_stats.hpp"
+
+namespace xs::metrics {
+
+// Written by the daemon's thread, read at scrape time.
+struct DaemonCounters {
+    std::atomic<uint64_t> reloads_success{0};
+    std::atomic<uint64_t> reloads_failure{0};
+    std::atomic<double> last_reload_success_seconds{0};  // unix time of the last good load
+    std::atomic<bool> accepting{true};
+    double start_seconds = 0;
+};
+
+std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
+                   const config::Config& cfg, const DaemonCounters& daemon);
+
+}  // namespace xs::metrics
