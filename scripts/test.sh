@@ -1,18 +1,42 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything with warnings as errors, then runs every test:
-# the Catch2 unit tests (CTest) and the integration tests against real Prosody instances.
+#   1. the normal build: Catch2 unit tests (CTest), then the integration tests against real
+#      Prosody instances through the proxy (pytest under Debian's python3, for slixmpp);
+#   2. the same unit and integration suites again under AddressSanitizer + UBSan;
+#   3. the multi-worker integration tests once more under ThreadSanitizer.
+# XS_SANITIZERS=0 skips stages 2 and 3 (quicker local runs); CI runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-BUILD=${XS_BUILD_DIR:-build}
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON
-cmake --build "$BUILD" -j2
+run_suite() {  # BUILD_DIR [pytest args...]
+  local build=$1; shift
+  echo "== unit tests ($build)"
+  ctest --test-dir "$build" --output-on-failure -j2
+  echo "== integration tests ($build): real Prosody, through the proxy"
+  # Debian's python3-slixmpp imports only under Debian's interpreter.
+  XS_PROXY_BIN="$PWD/$build/bin/xmpp-shard-proxy" /usr/bin/python3 -m pytest tests/integration \
+    -q -p no:cacheprovider "$@"
+}
 
-echo "== unit tests"
-ctest --test-dir "$BUILD" --output-on-failure -j2
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON
+cmake --build build -j2
+run_suite build
 
-echo "== integration tests (real Prosody, through the proxy)"
-# Debian's python3-slixmpp imports only under Debian's interpreter.
-XS_PROXY_BIN="$PWD/$BUILD/bin/xmpp-shard-proxy" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider
+if [ "${XS_SANITIZERS:-1}" != 0 ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON \
+    -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+  cmake --build build-asan -j2
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_suite build-asan -m "not no_sanitizer"
+
+  echo "== ThreadSanitizer (multi-worker paths)"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON -DXS_BUILD_TESTS=OFF \
+    -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread -fno-omit-frame-pointer"
+  cmake --build build-tsan -j2 --target xmpp-shard-proxy
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66" XS_PROXY_BIN="$PWD/build-tsan/bin/xmpp-shard-proxy" \
+    /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -m multiworker
+fi

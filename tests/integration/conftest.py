@@ -81,6 +81,10 @@ def pwgen() -> str:
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): per-test deadline (default %d s)"
                             % DEFAULT_TEST_TIMEOUT)
+    config.addinivalue_line("markers", "multiworker: exercises several worker threads "
+                            "(scripts/test.sh runs these again under ThreadSanitizer)")
+    config.addinivalue_line("markers", "no_sanitizer: measures memory or speed, meaningless "
+                            "under sanitizers (skipped in the sanitizer stage by -m)")
     config._xs_figures = {}
 
 

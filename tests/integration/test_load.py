@@ -39,9 +39,11 @@ def still_open(c: RawClient) -> bool:
     return not c.reader.at_eof() and not c.writer.is_closing() and c.reader.exception() is None
 
 
+@pytest.mark.multiworker
 @pytest.mark.timeout(180)
 def test_hundreds_of_sessions_at_once(cluster, proxies, figures):
-    px = proxies.start(cluster.proxy_config())
+    # Two workers: the kernel spreads the connections over both SO_REUSEPORT sockets.
+    px = proxies.start(cluster.proxy_config(workers=2))
     mark = cluster.marks()
     jid = f"alice@{CLIENT}"
 
@@ -76,6 +78,7 @@ def test_hundreds_of_sessions_at_once(cluster, proxies, figures):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.multiworker
 def test_two_workers_serve_everything(cluster, proxies, figures):
     px = proxies.start(cluster.proxy_config(workers=2))
     n = 300
