@@ -1,6 +1,7 @@
 #include "app/daemon.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -179,6 +180,31 @@ struct Daemon {
     }
 };
 
+// Raises the soft descriptor limit to the hard one and says what it allows: each session holds
+// two descriptors (client and backend).
+void check_fd_limit(const config::Config& cfg, unsigned workers) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    uint64_t reserve = 64 + 4 * uint64_t(workers) * cfg.listeners.size() + 2 * cfg.backends.size();
+    uint64_t sessions = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 0;
+    unsigned cap = cfg.proxy.max_connections;
+    if (cap > 0 && cap > sessions) {
+        log::warn("file descriptor limit ", rl.rlim_cur, " is too low for max_connections = ", cap,
+                  ": at most about ", sessions, " sessions fit (2 descriptors each); raise LimitNOFILE "
+                  "(systemd) or ulimit -n to at least ", 2 * uint64_t(cap) + reserve);
+    } else if (sessions < 10'000) {
+        log::warn("file descriptor limit ", rl.rlim_cur, " allows only about ", sessions,
+                  " concurrent sessions (2 descriptors each); raise LimitNOFILE or ulimit -n for more");
+    } else {
+        log::info("file descriptor limit ", rl.rlim_cur, ": room for about ", sessions, " concurrent sessions");
+    }
+}
+
 }  // namespace
 
 int run_daemon(std::shared_ptr<config::Config> initial) {
@@ -208,6 +234,8 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
         log::info("listener ", l.name, " on ", addr.to_string(), " (", n, " worker socket(s))");
     }
 
+    check_fd_limit(*initial, n);
+    auto connections = std::make_shared<std::atomic<int64_t>>(0);
     Daemon d;
     d.attach(*initial);
     d.cfg = initial;
@@ -232,7 +260,7 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
     }
     for (unsigned w = 0; w < n; ++w) {
         d.stats.push_back(std::make_shared<metrics::WorkerStats>());
-        d.workers.push_back(std::make_unique<Worker>(w, d.cfg, fds[w], d.stats.back(), [&d] {
+        d.workers.push_back(std::make_unique<Worker>(w, d.cfg, fds[w], d.stats.back(), connections, [&d] {
             d.exited.fetch_add(1);
             uv_async_send(&d.worker_exited);
         }));

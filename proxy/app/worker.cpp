@@ -1,5 +1,6 @@
 #include "app/worker.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,31 +13,26 @@
 namespace xs::app {
 
 Worker::Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-               std::shared_ptr<metrics::WorkerStats> stats, std::function<void()> on_exit)
+               std::shared_ptr<metrics::WorkerStats> stats,
+               std::shared_ptr<std::atomic<int64_t>> connections, std::function<void()> on_exit)
     : id_(id), cfg_(std::move(cfg)), fds_(std::move(listen_fds)), on_exit_(std::move(on_exit)),
       stats_(std::move(stats)), log_(cfg_->proxy.log_format, cfg_->proxy.session_log_rate),
-      scratch_(new char[kScratchSize]) {
+      connections_(std::move(connections)), scratch_(new char[kScratchSize]) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, on_async);
     async_.data = this;
-    uv_timer_init(&loop_, &drain_timer_);
-    drain_timer_.data = this;
-    uv_timer_init(&loop_, &pump_timer_);
-    pump_timer_.data = this;
-    uv_timer_init(&loop_, &housekeeping_);
-    housekeeping_.data = this;
+    for (uv_timer_t* t : {&drain_timer_, &pump_timer_, &housekeeping_, &resume_timer_}) {
+        uv_timer_init(&loop_, t);
+        t->data = this;
+    }
     uv_timer_start(&housekeeping_, on_housekeeping, 5000, 5000);
     for (std::size_t i = 0; i < fds_.size(); ++i) {
-        auto l = std::make_unique<ListenerHandle>();
-        l->worker = this;
-        l->index = i;
-        uv_tcp_init(&loop_, &l->tcp);
-        l->tcp.data = l.get();
-        if (int rc = uv_tcp_open(&l->tcp, fds_[i]); rc != 0) {
-            log::error("worker ", id_, ": uv_tcp_open: ", uv_strerror(rc));
-            std::abort();
-        }
-        listeners_.push_back(std::move(l));
+        net::Acceptor::Callbacks cb;
+        cb.accepted = [this, i](int fd, const sockaddr_storage& peer) { return on_accepted(i, fd, peer); };
+        cb.exhausted = [this](int err) {
+            pause_accepting(err == EMFILE || err == ENFILE ? "out of file descriptors" : "out of memory");
+        };
+        listeners_.push_back(std::make_unique<net::Acceptor>(&loop_, fds_[i], std::move(cb)));
     }
 }
 
@@ -46,14 +42,7 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
-    for (auto& l : listeners_) {
-        if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), cfg_->proxy.backlog,
-                               on_connection);
-            rc != 0) {
-            log::error("worker ", id_, ": listen: ", uv_strerror(rc));
-            std::abort();
-        }
-    }
+    for (auto& l : listeners_) l->resume();
     thread_ = std::thread([this] { run(); });
 }
 
@@ -114,16 +103,51 @@ void Worker::apply_posted() {
     if (cut) cut_all();
 }
 
-void Worker::on_connection(uv_stream_t* server, int status) {
-    auto* l = static_cast<ListenerHandle*>(server->data);
-    Worker* w = l->worker;
-    if (status < 0) {
-        log::warn("worker ", w->id_, ": accept: ", uv_strerror(status));
-        return;
+bool Worker::on_accepted(std::size_t listener, int fd, const sockaddr_storage& peer) {
+    if (draining_) {
+        ::close(fd);
+        return false;
     }
-    if (w->draining_) return;
-    auto* s = new session::Session(*w, w->cfg_, l->index);
-    s->start(server);  // the session owns itself from here on
+    auto* s = new session::Session(*this, cfg_, listener);
+    s->start(fd, peer);  // the session owns itself (and fd) from here on
+    unsigned cap = cfg_->proxy.max_connections;
+    if (cap > 0 && connections_->load(std::memory_order_relaxed) >= cap) {
+        pause_accepting("max_connections reached");
+        return false;
+    }
+    return true;
+}
+
+// Connections wait in the kernel's backlog while paused. Accepting resumes when one of this
+// worker's sessions ends, or after 250 ms (descriptors freed elsewhere in the process).
+void Worker::pause_accepting(const char* why) {
+    if (draining_) return;
+    uint64_t now = uv_now(&loop_);
+    if (!accept_paused_ && now - last_pause_log_ms_ >= 10'000) {  // one line per 10 s at most
+        last_pause_log_ms_ = now;
+        struct rlimit rl {};
+        getrlimit(RLIMIT_NOFILE, &rl);
+        log::warn("worker ", id_, ": ", why, ": pausing accepts (", live_, " connections on this worker, ",
+                  connections_->load(), " in all, fd limit ", rl.rlim_cur, ")");
+    }
+    accept_paused_ = true;
+    for (auto& l : listeners_) l->pause();
+    uv_timer_start(&resume_timer_, on_resume_timer, 250, 0);
+}
+
+void Worker::resume_accepting() {
+    if (!accept_paused_ || draining_) return;
+    unsigned cap = cfg_->proxy.max_connections;
+    if (cap > 0 && connections_->load(std::memory_order_relaxed) >= cap) return;
+    accept_paused_ = false;
+    uv_timer_stop(&resume_timer_);
+    for (auto& l : listeners_) l->resume();
+}
+
+void Worker::on_resume_timer(uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    w->resume_accepting();
+    if (w->accept_paused_) uv_timer_start(&w->resume_timer_, on_resume_timer, 250, 0);
 }
 
 void Worker::session_started(session::Session* s) {
@@ -131,6 +155,7 @@ void Worker::session_started(session::Session* s) {
     if (sessions_) sessions_->prev = s;
     sessions_ = s;
     ++live_;
+    connections_->fetch_add(1, std::memory_order_relaxed);
 }
 
 void Worker::session_ended(session::Session* s) {
@@ -139,13 +164,16 @@ void Worker::session_ended(session::Session* s) {
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = nullptr;
     --live_;
+    connections_->fetch_sub(1, std::memory_order_relaxed);
+    if (accept_paused_) resume_accepting();
     maybe_exit();
 }
 
 void Worker::begin_drain() {
     if (draining_) return;
     draining_ = true;
-    for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    uv_timer_stop(&resume_timer_);
+    for (auto& l : listeners_) l->close();
     log::info("worker ", id_, ": draining ", live_, " live session(s), up to ",
               cfg_->proxy.drain_timeout.count(), " ms");
     uv_timer_start(&drain_timer_, on_drain_timer,
@@ -174,6 +202,7 @@ void Worker::maybe_exit() {
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&pump_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <uv.h>
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -16,6 +17,7 @@
 #include "app/session_log.hpp"
 #include "config/config.hpp"
 #include "metrics/worker_stats.hpp"
+#include "net/acceptor.hpp"
 
 namespace xs::session {
 class Session;
@@ -30,8 +32,10 @@ class Worker {
 public:
     // listen_fds[i] is this worker's socket for cfg->listeners[i]; the worker owns them.
     // stats: this worker's statistics, also held by the metrics collector.
+    // connections: the process-wide count of client connections (for max_connections).
     Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-           std::shared_ptr<metrics::WorkerStats> stats, std::function<void()> on_exit);
+           std::shared_ptr<metrics::WorkerStats> stats,
+           std::shared_ptr<std::atomic<int64_t>> connections, std::function<void()> on_exit);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -63,11 +67,6 @@ public:
     void pump(upstream::BackendState* b);
 
 private:
-    struct ListenerHandle {
-        uv_tcp_t tcp{};
-        Worker* worker = nullptr;
-        std::size_t index = 0;
-    };
 
     void run();
     void apply_posted();
@@ -75,7 +74,10 @@ private:
     void cut_all();
     void maybe_exit();
     static void on_async(uv_async_t* a);
-    static void on_connection(uv_stream_t* server, int status);
+    bool on_accepted(std::size_t listener, int fd, const sockaddr_storage& peer);
+    void pause_accepting(const char* why);
+    void resume_accepting();
+    static void on_resume_timer(uv_timer_t* t);
     static void on_drain_timer(uv_timer_t* t);
     static void on_pump_timer(uv_timer_t* t);
     static void on_housekeeping(uv_timer_t* t);
@@ -95,7 +97,11 @@ private:
     SessionLog log_;
     std::map<upstream::BackendState*, std::deque<session::Session*>> queues_;
     bool pump_running_ = false;
-    std::vector<std::unique_ptr<ListenerHandle>> listeners_;
+    std::vector<std::unique_ptr<net::Acceptor>> listeners_;
+    uv_timer_t resume_timer_{};
+    bool accept_paused_ = false;
+    uint64_t last_pause_log_ms_ = 0;
+    std::shared_ptr<std::atomic<int64_t>> connections_;  // all workers' client connections
     std::unique_ptr<char[]> scratch_;
 
     session::Session* sessions_ = nullptr;

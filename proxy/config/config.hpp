@@ -38,6 +38,8 @@ struct ProxySettings {
     std::size_t high_water = 256 * 1024;    // pending bytes towards a peer: stop reading the other
     std::size_t low_water = 64 * 1024;      // resume reading below this
     int backlog = 4096;                     // listen(2) backlog per worker socket
+    unsigned max_connections = 0;           // client connections in all; above it, accepting
+                                            // pauses (the kernel queues); 0: the fd limit decides
     LogFormat log_format = LogFormat::KeyValue;  // session-end lines: key=value or JSON
     unsigned session_log_rate = 20;         // routine session-end lines per second per worker
                                             // (0: none); errors are never dropped silently

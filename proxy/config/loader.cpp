@@ -204,7 +204,7 @@ private:
     void load_proxy(const toml::table& t) {
         known_keys(t, {"workers", "metrics", "header_timeout", "max_header_bytes", "drain_timeout",
                        "connect_timeout", "backend_timeout", "close_linger", "high_water",
-                       "low_water", "backlog", "log_format", "session_log_rate"},
+                       "low_water", "backlog", "log_format", "session_log_rate", "max_connections"},
                    "[proxy]");
         ProxySettings& p = cfg_->proxy;
         get_uint(t, "workers", p.workers, 0, 256);
@@ -222,6 +222,7 @@ private:
         get_uint(t, "low_water", p.low_water, 0, 64 << 20);
         get_uint(t, "backlog", p.backlog, 1, 65535);
         get_uint(t, "session_log_rate", p.session_log_rate, 0, 1'000'000);
+        get_uint(t, "max_connections", p.max_connections, 0, 10'000'000);
         if (auto* f = get_string(t, "log_format", false, "[proxy]")) {
             if (*f == "json") p.log_format = LogFormat::Json;
             else if (*f != "kv") add(t.get("log_format")->source(), "'log_format' must be \"kv\" or \"json\"");

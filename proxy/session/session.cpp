@@ -1,7 +1,10 @@
 // Session lifecycle: accept, sniff, route, admission, connect with failover, refuse, finish.
 #include "session/session.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "app/worker.hpp"
 #include "net/ip_limiter.hpp"
@@ -49,7 +52,7 @@ Session::Session(app::Worker& worker, std::shared_ptr<const config::Config> cfg,
                  std::size_t listener)
     : worker_(worker), cfg_(std::move(cfg)), listener_(listener) {}
 
-void Session::start(uv_stream_t* server) {
+void Session::start(int fd, const sockaddr_storage& peer) {
     uv_tcp_init(worker_.loop(), &client_);
     client_.data = this;
     ++open_handles_;
@@ -62,18 +65,16 @@ void Session::start(uv_stream_t* server) {
     listener_cell_ = worker_.stats().listener(listener.name);
     listener_cell_->accepted.add();
     listener_cell_->connections.add(1);
-    if (int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)); rc != 0) {
-        log::debug("accept failed: ", uv_strerror(rc));
+    std::memcpy(&peer_, &peer, peer.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    if (int rc = uv_tcp_open(&client_, fd); rc != 0) {
+        log::warn("uv_tcp_open: ", uv_strerror(rc));
+        ::close(fd);
         finish(EndReason::ClientError);
         return;
     }
     uv_tcp_nodelay(&client_, 1);
-    int len = sizeof peer_;
-    if (uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&peer_), &len) != 0)
-        peer_.sin6_family = AF_UNSPEC;
     if (listener.per_ip_rate > 0) {
-        if (peer_.sin6_family != AF_UNSPEC &&
-            !cfg_->limiters[listener_]->allow(reinterpret_cast<sockaddr*>(&peer_), start_ms_)) {
+        if (!cfg_->limiters[listener_]->allow(reinterpret_cast<sockaddr*>(&peer_), start_ms_)) {
             listener_cell_->rate_limited.add();
             refuse(listener.see_other_host.empty() ? StreamCondition::PolicyViolation
                                                    : StreamCondition::SeeOtherHost,

@@ -49,10 +49,10 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    // Accepts the pending connection on `server` and starts sniffing (or refuses at once when
-    // the source address is over its rate). On failure the session finishes and frees itself;
-    // the caller must not touch it after this returns.
-    void start(uv_stream_t* server);
+    // Takes the accepted client fd and starts sniffing (or refuses at once when the source
+    // address is over its rate). On failure the session finishes and frees itself; the caller
+    // must not touch it after this returns.
+    void start(int fd, const sockaddr_storage& peer);
 
     // Drain deadline: cut the session now.
     void cut() { finish(EndReason::Drained); }
