@@ -1,0 +1,113 @@
+// The STARTTLS negotiation of a terminating listener (routing/starttls).
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "routing/starttls.hpp"
+#include "routing/stream_header_sniffer.hpp"
+
+using namespace xs::routing;
+
+namespace {
+
+StartTlsStatus feed_split(std::string_view in, std::mt19937& rng, StartTlsReader& r) {
+    std::size_t i = 0;
+    StartTlsStatus s = StartTlsStatus::NeedMore;
+    while (i < in.size()) {
+        std::size_t n = std::uniform_int_distribution<std::size_t>(1, in.size() - i)(rng);
+        s = r.feed(in.substr(i, n));
+        i += n;
+    }
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("the offer is a stream header that the sniffer accepts, with required STARTTLS",
+          "[starttls]") {
+    std::string offer = starttls_offer("meet.example.com", "jabber:client", "abc123");
+    StreamHeaderSniffer sn;
+    REQUIRE(sn.feed(offer) == SniffStatus::Done);
+    CHECK(sn.header().content_ns == "jabber:client");
+    CHECK(offer.find("from='meet.example.com'") != std::string::npos);
+    CHECK(offer.find("id='abc123'") != std::string::npos);
+    CHECK(offer.substr(sn.header().consumed) ==
+          "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+          "</stream:features>");
+    CHECK(starttls_offer("", "", "").find("from=") == std::string::npos);
+    CHECK(starttls_offer("a'b", "jabber:client", "").find("from='a&apos;b'") != std::string::npos);
+}
+
+TEST_CASE("what real clients send is accepted in any split", "[starttls]") {
+    const char* good[] = {
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",                 // slixmpp, openssl
+        "<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"/>",
+        " \n<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls' />",             // keepalive first
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>",
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\n</starttls>",
+    };
+    std::mt19937 rng(7);
+    for (const char* g : good) {
+        INFO(g);
+        StartTlsReader whole;
+        CHECK(whole.feed(g) == StartTlsStatus::Proceed);
+        for (int k = 0; k < 30; ++k) {
+            StartTlsReader r;
+            CHECK(feed_split(g, rng, r) == StartTlsStatus::Proceed);
+        }
+        StartTlsReader bytewise;
+        std::string_view sv(g);
+        StartTlsStatus s = StartTlsStatus::NeedMore;
+        for (std::size_t i = 0; i < sv.size(); ++i) {
+            CHECK(s == StartTlsStatus::NeedMore);
+            s = bytewise.feed(sv.substr(i, 1));
+        }
+        CHECK(s == StartTlsStatus::Proceed);
+    }
+    CHECK(starttls_proceed() == "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+}
+
+TEST_CASE("anything but STARTTLS is refused: TLS is required", "[starttls]") {
+    struct Case {
+        const char* in;
+        StreamCondition c;
+    } cases[] = {
+        {"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFAYgBj</auth>",
+         StreamCondition::PolicyViolation},
+        {"<iq type='get' id='1'><query xmlns='jabber:iq:version'/></iq>", StreamCondition::PolicyViolation},
+        {"</stream:stream>", StreamCondition::PolicyViolation},
+        {"<starttls xmlns='jabber:client'/>", StreamCondition::InvalidNamespace},
+        {"<starttls/>", StreamCondition::InvalidNamespace},
+        {"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><auth/>", StreamCondition::PolicyViolation},
+        {"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><x/></starttls>", StreamCondition::PolicyViolation},
+        {"<!-- hi -->", StreamCondition::RestrictedXml},
+        {"<?pi?>", StreamCondition::RestrictedXml},
+        {"hello", StreamCondition::NotWellFormed},
+        {"<starttls xmlns=urn:ietf:params:xml:ns:xmpp-tls/>", StreamCondition::NotWellFormed},
+    };
+    for (const auto& c : cases) {
+        INFO(c.in);
+        StartTlsReader r;
+        CHECK(r.feed(c.in) == StartTlsStatus::Reject);
+        CHECK(r.condition() == c.c);
+        CHECK_FALSE(r.detail().empty());
+    }
+}
+
+TEST_CASE("bytes after <starttls/> and before <proceed/> are refused, even in a later read",
+          "[starttls]") {
+    StartTlsReader r;
+    REQUIRE(r.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") == StartTlsStatus::Proceed);
+    CHECK(r.feed("\x16\x03\x01") == StartTlsStatus::Reject);
+    CHECK(r.condition() == StreamCondition::PolicyViolation);
+}
+
+TEST_CASE("the reader is bounded", "[starttls]") {
+    StartTlsReader r;
+    std::string spaces(StartTlsReader::kMaxBytes + 10, ' ');
+    CHECK(r.feed(spaces) == StartTlsStatus::Reject);
+    StartTlsReader r2;
+    std::string big = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls' a='" + std::string(2000, 'x');
+    CHECK(r2.feed(big) == StartTlsStatus::Reject);
+    CHECK(r2.condition() == StreamCondition::PolicyViolation);
+}
