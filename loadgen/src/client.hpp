@@ -1,0 +1,125 @@
+// One simulated XMPP client on the shared libuv loop: TCP connect (from a chosen local
+// address), stream open, optional STARTTLS (OpenSSL memory BIOs), SASL (PLAIN, SCRAM-SHA-1,
+// ANONYMOUS), resource bind, then stanzas in both directions for the scenario (its owner).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/options.hpp"
+#include "core/sasl.hpp"
+#include "core/xml_stream.hpp"
+#include "tls.hpp"
+
+namespace xs::loadgen {
+
+inline std::uint64_t now_us() { return uv_hrtime() / 1000; }
+
+// What every client of a run shares.
+struct Env {
+    uv_loop_t* loop = nullptr;
+    TlsContext* tls = nullptr;
+    sasl::SaltedPasswordCache scram_cache;
+    std::vector<sockaddr_storage> sources;  // local addresses to bind, round robin
+    std::size_t next_source = 0;
+    char read_buf[64 * 1024];
+};
+
+struct LoginSpec {
+    sockaddr_storage server{};
+    std::string domain;
+    std::string user;      // empty: ANONYMOUS (in auto mode)
+    std::string password;
+    std::string resource;
+    AuthMode auth = AuthMode::Auto;
+    bool starttls = false;
+    double connect_timeout = 10;
+    double login_timeout = 30;
+};
+
+class Client;
+
+struct ClientOwner {
+    virtual ~ClientOwner() = default;
+    // Logged in and bound (or, with AuthMode::None, the first stream features arrived).
+    virtual void on_ready(Client& c) = 0;
+    // Any failure, before or after ready; the connection is being closed. kind: e.g.
+    // "connect:ECONNREFUSED", "tls", "auth:not-authorized", "stream:host-unknown", "closed".
+    virtual void on_failed(Client& c, const std::string& kind, const std::string& detail) = 0;
+    virtual void on_stanza(Client& c, xml::Element& stanza) = 0;
+    // Both handles closed; the client may be started again.
+    virtual void on_closed(Client& c) = 0;
+};
+
+class Client {
+public:
+    enum class State { Idle, Connecting, Negotiating, Ready, Closing, Closed };
+
+    Client(Env& env, ClientOwner& owner, LoginSpec spec, std::size_t index);
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    void start();                          // from Idle or Closed
+    void send(std::string_view xml);       // Ready (or Closing: flushing the last stanzas)
+    void close_stream(double linger_s = 3);  // </stream:stream>, then close when the peer does
+    void abort();                          // close the socket now
+
+    State state() const { return state_; }
+    std::size_t index() const { return index_; }
+    const std::string& jid() const { return jid_; }
+    const LoginSpec& spec() const { return spec_; }
+    LoginSpec& spec() { return spec_; }
+
+    std::uint64_t t_start_us = 0, t_connected_us = 0, t_ready_us = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0, stanzas_in = 0;
+
+private:
+    enum class Step { Features, Proceed, Handshake, Sasl, Bind, Session };
+    struct WriteReq;
+
+    static void on_connect(uv_connect_t* req, int status);
+    static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf);
+    static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+    static void on_write(uv_write_t* req, int status);
+    static void on_timer(uv_timer_t* t);
+    static void on_close(uv_handle_t* h);
+
+    void fail(const std::string& kind, const std::string& detail);
+    void write_raw(std::string_view data);
+    void flush_tls();
+    void open_stream();
+    void pump();
+    void negotiate(xml::Element& st);
+    void on_features(const xml::Element& f);
+    void start_auth(const xml::Element& f);
+    void become_ready();
+    void peer_closed(const char* how);
+    void arm_timer(double seconds);
+
+    Env& env_;
+    ClientOwner& owner_;
+    LoginSpec spec_;
+    std::size_t index_;
+    State state_ = State::Idle;
+    Step step_ = Step::Features;
+    bool authed_ = false;
+    bool need_session_ = false;
+    bool handles_open_ = false;
+    int closes_pending_ = 0;
+    uv_tcp_t tcp_{};
+    uv_timer_t timer_{};
+    uv_connect_t connect_req_{};
+    xml::StreamParser parser_;
+    std::unique_ptr<TlsSession> tls_;
+    std::unique_ptr<sasl::ScramSha1Client> scram_;
+    std::string jid_;
+    std::string plain_;  // TLS scratch
+};
+
+}  // namespace xs::loadgen

@@ -1,0 +1,66 @@
+#include <catch2/catch.hpp>
+
+#include "core/options.hpp"
+
+using namespace xs::loadgen;
+
+namespace {
+ParseResult parse(std::vector<std::string> a) { return parse_options(a); }
+}  // namespace
+
+TEST_CASE("options: defaults and a full join-storm line", "[options]") {
+    auto r = parse({"join-storm", "--rooms", "20", "--room-size=50", "--server", "127.0.0.1:5333",
+                    "--domain", "a.test,b.test", "--starttls", "--watch", "proxy=123", "--watch",
+                    "prosody-0=456", "--json", "out.json", "--join-spread", "0.5"});
+    INFO((r.errors.empty() ? "" : r.errors[0]));
+    REQUIRE(r.errors.empty());
+    const Options& o = r.opts;
+    CHECK(o.scenario == "join-storm");
+    CHECK(o.rooms == 20);
+    CHECK(o.room_size == 50);
+    CHECK(o.server == "127.0.0.1:5333");
+    CHECK(o.brewery_server == "127.0.0.1:5333");  // defaults to --server
+    CHECK(o.domains == std::vector<std::string>{"a.test", "b.test"});
+    CHECK(o.starttls);
+    REQUIRE(o.watch.size() == 2);
+    CHECK(o.watch[1] == std::make_pair(std::string("prosody-0"), 456));
+    CHECK(o.json_path == "out.json");
+    CHECK(o.join_spread == Approx(0.5));
+    CHECK(o.auth == AuthMode::Auto);
+    CHECK(o.messages == 2);
+}
+
+TEST_CASE("options: every problem is reported", "[options]") {
+    auto r = parse({"--rooms", "x", "--bogus", "--server", "nohost", "--watch", "proxy",
+                    "--auth", "kerberos", "--starttls=1", "--rate"});
+    CHECK(r.errors.size() == 8);  // 7 bad options + no scenario
+    auto r2 = parse({"steady", "--auth", "scram"});
+    REQUIRE(r2.errors.size() == 1);
+    CHECK(r2.errors[0].find("--user") != std::string::npos);
+    auto r3 = parse({"join-storm", "brewery"});
+    CHECK(r3.errors.size() == 1);
+    auto r4 = parse({"storm"});
+    CHECK(r4.errors.size() == 1);
+}
+
+TEST_CASE("options: help and version", "[options]") {
+    CHECK(parse({"--help"}).help);
+    CHECK(parse({"--version"}).version);
+    auto u = usage();
+    CHECK(u.find("--presence-bytes") != std::string::npos);
+    CHECK(u.find("join-storm") != std::string::npos);
+}
+
+TEST_CASE("options: host and port", "[options]") {
+    std::string h;
+    int p = 0;
+    CHECK(split_host_port("127.0.0.1:5222", h, p));
+    CHECK(h == "127.0.0.1");
+    CHECK(p == 5222);
+    CHECK(split_host_port("[::1]:5222", h, p));
+    CHECK(h == "::1");
+    CHECK_FALSE(split_host_port("127.0.0.1", h, p));
+    CHECK_FALSE(split_host_port("127.0.0.1:0", h, p));
+    CHECK_FALSE(split_host_port("127.0.0.1:70000", h, p));
+    CHECK_FALSE(split_host_port(":5222", h, p));
+}
