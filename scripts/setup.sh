@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libuv1-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
-  prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps
+  prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps prometheus
 )
 
 missing=()
