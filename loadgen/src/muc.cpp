@@ -208,7 +208,8 @@ void Runner::tick_muc(std::uint64_t now) {
             if (since_phase(now) >= static_cast<std::uint64_t>(o_.duration * 1e6)) {
                 window_end_us_ = now;
                 watcher_->mark_window_end();
-                leave_all();
+                brewery_running_ = false;
+                phase(Phase::Drain, "drain");
             }
             return;
         case Phase::Login:
@@ -249,7 +250,10 @@ void Runner::tick_muc(std::uint64_t now) {
                 phase(Phase::Drain, "drain");
             return;
         case Phase::Drain: {
-            bool pending = false;
+            // No new bridge presences; give the last ones and the messages in flight time to
+            // arrive (at least 200 ms, at most --message-timeout) before anyone leaves.
+            brewery_running_ = false;
+            bool pending = since_phase(now) < 200'000;
             for (const Actor& a : actors_)
                 if (!a.inflight.empty() && !a.failed) pending = true;
             if (!pending || since_phase(now) > static_cast<std::uint64_t>(o_.message_timeout * 1e6))
