@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libuv1-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
   prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps prometheus
+  haproxy  # loadgen/bench: topology E (HAProxy in TCP mode)
 )
 
 missing=()
