@@ -5,8 +5,9 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
+  clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
   libuv1-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
-  prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps prometheus
+  prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps iproute2 prometheus
   haproxy  # loadgen/bench: topology E (HAProxy in TCP mode)
 )
 

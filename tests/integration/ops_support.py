@@ -9,6 +9,7 @@ Read-only users of conftest.py, xs_clients.py and deploy/xs_local.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import os
@@ -226,6 +227,128 @@ def tcp_total_retrans(sock: socket.socket) -> int:
     total_retrans is the 24th u32). SYN retransmissions count too."""
     b = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     return struct.unpack_from("I", b, 100)[0]
+
+
+@dataclass
+class StormResult:
+    domain: str
+    start: float                      # monotonic time connect() was called
+    connect: Optional[float] = None   # seconds until the TCP handshake completed
+    answer: Optional[float] = None    # seconds until the stream features arrived
+    retrans: int = 0                  # tcpi_total_retrans of the client socket
+    error: Optional[str] = None
+    data: bytes = b""
+
+
+def storm(port: int, domains: list[str], n: int, *, over: float = 1.0, timeout: float = 30.0,
+          host: str = "127.0.0.1") -> tuple[list[StormResult], list[socket.socket]]:
+    """Open `n` streams (domains round-robin) spread evenly over `over` seconds from one thread
+    with non-blocking sockets and epoll, so the times measured are the kernel's and the
+    server's, not a busy event loop's. Each sends its header on connect and is done at
+    </stream:features>. Returns the results and the open sockets (the caller closes them)."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    results: list[StormResult] = []
+    socks: list[socket.socket] = []
+    pending = 0
+    rx = re.compile(FEATURES_RX)
+
+    def handle(events):
+        nonlocal pending
+        now = time.monotonic()
+        for key, mask in events:
+            s, r = key.fileobj, key.data
+            if r.connect is None:
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    r.error = f"connect: {os.strerror(err)}"
+                    sel.unregister(s)
+                    pending -= 1
+                    continue
+                r.connect = now - r.start
+                try:
+                    s.send(header(r.domain))
+                except OSError as e:
+                    r.error = f"send: {e}"
+                    sel.unregister(s)
+                    pending -= 1
+                    continue
+                sel.modify(s, selectors.EVENT_READ, r)
+                continue
+            try:
+                chunk = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                chunk, r.error = b"", f"recv: {e}"
+            if chunk:
+                r.data += chunk
+            if chunk and rx.search(r.data):
+                r.answer = now - r.start
+                r.retrans = tcp_total_retrans(s)
+            elif chunk:
+                continue
+            elif not r.error:
+                r.error = f"closed before the features: {r.data[-300:]!r}"
+            sel.unregister(s)
+            pending -= 1
+
+    t_begin = time.monotonic()
+    for i in range(n):
+        due = t_begin + over * i / n
+        while True:
+            wait = due - time.monotonic()
+            handle(sel.select(max(0.0, wait)) if pending else [])
+            if wait <= 0:
+                break
+            if not pending:
+                time.sleep(wait)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        r = StormResult(domains[i % len(domains)], time.monotonic())
+        rc = s.connect_ex((host, port))
+        if rc not in (0, errno.EINPROGRESS):
+            r.error = f"connect: {os.strerror(rc)}"
+            s.close()
+            results.append(r)
+            continue
+        socks.append(s)
+        results.append(r)
+        sel.register(s, selectors.EVENT_WRITE, r)
+        pending += 1
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        handle(sel.select(0.1))
+    for r in results:
+        if r.answer is None and r.error is None:
+            r.error = f"no features within {timeout:g}s (connected: {r.connect is not None})"
+    sel.close()
+    return results, socks
+
+
+def socket_retrans(pid: int, dports: Iterable[int]) -> tuple[int, list[str]]:
+    """The established TCP sockets of process `pid` towards `dports`, from `ss -tinp`
+    (iproute2; tcp_info over netlink). Returns (how many, descriptions of those with TCP
+    retransmissions). ss prints `retrans:CUR/TOTAL` only when TOTAL is not 0."""
+    ss = shutil.which("ss")
+    if not ss:
+        pytest.fail("ss (iproute2) not found: apt-get install iproute2", pytrace=False)
+    filt = "( " + " or ".join(f"dport = :{p}" for p in dports) + " )"
+    out = subprocess.run([ss, "-tinpH", "state", "established", filt], capture_output=True,
+                         text=True, timeout=30).stdout
+    n, bad = 0, []
+    current = None
+    for line in out.splitlines():
+        if not line[:1].isspace():
+            current = line if f"pid={pid}," in line else None
+            continue
+        if current is None:
+            continue
+        n += 1
+        m = re.search(r"\bretrans:(\d+)/(\d+)", line)
+        if m and int(m.group(2)) > 0:
+            bad.append(f"{current.split()[2:4]} retrans:{m.group(1)}/{m.group(2)}")
+    return n, bad
 
 
 def raise_nofile(want: int = 65536) -> None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import DEFAULT_PROXY_OPTS
 from ops_support import (OPS_DOMAINS, OPS_NAMES, OpsPool, anon_session, close_stream, placement,
                          scrape, start_with_metrics, wait_metric)
 from xs_local import ProxyConfig
@@ -129,7 +130,7 @@ def test_killed_backend_is_marked_down_within_fall_time_and_only_its_domains_mov
 @pytest.mark.timeout(60)
 def test_refused_live_connection_marks_checked_backend_down_at_once(pool, proxies):
     def cfg_with(check):
-        cfg = ProxyConfig(proxy={"workers": 1, "connect_timeout": "2s", "backend_timeout": "5s"})
+        cfg = ProxyConfig(proxy=dict(DEFAULT_PROXY_OPTS))
         for inst in pool.instances:
             # The active check runs once at start, then not again during the test.
             cfg.add_backend(inst.name, inst.address, check=check, check_interval="60s")
@@ -166,8 +167,7 @@ LIVE = 200
 
 def routed_cfg(pool, target, **backend_extra):
     """a01 -> `target` (a list, failover), the other ops domains hashed over all three."""
-    cfg = ProxyConfig(proxy={"workers": 2, "connect_timeout": "2s", "backend_timeout": "5s",
-                             "drain_timeout": "3s"})
+    cfg = ProxyConfig(proxy={**DEFAULT_PROXY_OPTS, "workers": 2})
     for inst in pool.instances:
         cfg.add_backend(inst.name, inst.address, **backend_extra.get(inst.name, {}))
     cfg.add_route([OPS_DOMAINS[0]], list(target), name="a01")
