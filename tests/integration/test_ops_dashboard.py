@@ -81,3 +81,16 @@ def test_prometheus_example_config_is_valid():
     assert r.returncode == 0, f"promtool check config:\n{r.stdout}{r.stderr}"
     text = PROMETHEUS_EXAMPLE.read_text()
     assert "job_name: xmpp-shard" in text and "metrics_path: /metrics" in text
+
+
+def test_readme_documents_every_metric_and_the_ops_keys():
+    readme = (DASHBOARD.parents[2] / "README.md").read_text()
+    assert "## Metrics and operations" in readme
+    section = readme.split("## Metrics and operations", 1)[1].split("\n## ", 1)[0]
+    missing = [f for f in FAMILIES if f"`{f}`" not in section]
+    assert not missing, f"README's metrics section does not list: {missing}"
+    for word in ("/healthz", "SIGHUP", "SIGTERM", "check_interval", "rise", "fall", "drain",
+                 "max_connecting", "max_new_per_second", "max_queue", "queue_timeout",
+                 "max_sessions", "per_ip_rate", "per_ip_burst", "see_other_host", "log_format",
+                 "session_log_rate"):
+        assert word in section, f"README's operations section does not mention {word}"
