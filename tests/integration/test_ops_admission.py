@@ -130,6 +130,7 @@ def run_storm(cluster, proxies, max_connecting):
     return st
 
 
+@pytest.mark.multiworker
 @pytest.mark.timeout(120)
 def test_join_storm_is_queued_and_reaches_prosody_without_retransmits(cluster, proxies, figures):
     st = run_storm(cluster, proxies, MAX_CONNECTING)
@@ -147,7 +148,7 @@ def test_join_storm_is_queued_and_reaches_prosody_without_retransmits(cluster, p
     assert not st["backend_retrans"], \
         f"{len(st['backend_retrans'])} proxy->Prosody connections retransmitted, e.g. {st['backend_retrans'][:3]}"
     # Generous: the queue makes sessions wait for Prosody's pace, but not for TCP timers.
-    assert st["max_answer"] < 10.0, f"the slowest session took {st['max_answer']:.2f}s to see its features"
+    assert st["max_answer"] < 20.0, f"the slowest session took {st['max_answer']:.2f}s to see its features"
     # Every one reached Prosody, and the proxy's own view agrees.
     assert st["connected"] >= STORM, f"Prosody logged {st['connected']} connections, expected {STORM}"
     assert m.val("xmpp_shard_sessions_active", backend="client") == STORM
@@ -166,10 +167,17 @@ def test_join_storm_is_queued_and_reaches_prosody_without_retransmits(cluster, p
     rc, out = promtool_check(m.text)
     assert rc == 0, f"promtool check metrics on the storm's metrics:\n{out}"
 
-    # For comparison only (not asserted: how many overflow depends on the machine): the same
-    # storm with no limit, where Prosody's backlog of 128 decides.
-    st0 = run_storm(cluster, proxies, 0)
-    figures["join storm without the limit (for comparison)"] = st0["summary"]
+
+@pytest.mark.no_sanitizer
+@pytest.mark.timeout(120)
+def test_join_storm_without_the_limit_for_comparison(cluster, proxies, figures):
+    """The same storm with max_connecting = 0, where Prosody's backlog of 128 decides. How many
+    connections overflow it depends on the machine, so that is reported, not asserted; every
+    session must still get through (late, after TCP retransmissions)."""
+    st = run_storm(cluster, proxies, 0)
+    figures["join storm without the limit (for comparison)"] = st["summary"]
+    assert not st["errors"], f"{len(st['errors'])} of {STORM} sessions failed, e.g. {st['errors'][:3]}"
+    assert st["qwait_count"] == 0, "max_connecting = 0 still queued sessions"
 
 
 # --------------------------------------------------------------------------------------------

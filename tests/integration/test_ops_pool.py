@@ -200,6 +200,7 @@ async def ping_all(live) -> int:
     return sum(await asyncio.gather(*(one(c) for c, _ in live)))
 
 
+@pytest.mark.multiworker
 @pytest.mark.timeout(90)
 def test_sighup_reroutes_new_sessions_keeps_200_live_and_ignores_a_broken_file(pool, proxies, figures):
     px, mport = start_with_metrics(proxies, routed_cfg(pool, ["ops0"]))
