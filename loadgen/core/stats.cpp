@@ -98,6 +98,32 @@ std::optional<ProcStat> parse_proc_stat(std::string_view line) {
     return ProcStat{*ut + *st, *rss};
 }
 
+std::optional<MachineStat> parse_machine_stat(std::string_view text) {
+    if (!text.starts_with("cpu ")) return std::nullopt;
+    std::string_view line = text.substr(4, text.find('\n') == std::string_view::npos ? text.npos : text.find('\n') - 4);
+    std::uint64_t v[10] = {};
+    int n = 0;
+    std::size_t i = 0;
+    while (i < line.size() && n < 10) {
+        while (i < line.size() && line[i] == ' ') ++i;
+        if (i >= line.size()) break;
+        std::uint64_t x = 0;
+        bool digits = false;
+        while (i < line.size() && line[i] >= '0' && line[i] <= '9') {
+            x = x * 10 + static_cast<std::uint64_t>(line[i++] - '0');
+            digits = true;
+        }
+        if (!digits) return std::nullopt;
+        v[n++] = x;
+    }
+    if (n < 8) return std::nullopt;
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    MachineStat m;
+    m.busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    m.total_ticks = m.busy_ticks + v[3] + v[4];
+    return m;
+}
+
 double cpu_percent(std::uint64_t before, std::uint64_t after, double dt_s, long hz) {
     if (dt_s <= 0 || hz <= 0 || after < before) return 0;
     return 100.0 * static_cast<double>(after - before) / static_cast<double>(hz) / dt_s;

@@ -54,6 +54,14 @@ struct ProcStat {
 };
 std::optional<ProcStat> parse_proc_stat(std::string_view line);
 
+// The aggregate "cpu" line of /proc/stat -> busy ticks (user, nice, system, irq, softirq, steal)
+// and all ticks (busy + idle + iowait), summed over every core.
+struct MachineStat {
+    std::uint64_t busy_ticks = 0;
+    std::uint64_t total_ticks = 0;
+};
+std::optional<MachineStat> parse_machine_stat(std::string_view proc_stat);
+
 // CPU percent (100 = one core) between two samples `dt_s` seconds apart.
 double cpu_percent(std::uint64_t ticks_before, std::uint64_t ticks_after, double dt_s,
                    long ticks_per_second);

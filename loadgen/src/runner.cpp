@@ -266,6 +266,8 @@ void Runner::on_stanza(Client& c, xml::Element& st) {
             std::string cond = e && !e->children.empty() ? std::string(e->children[0].local_name()) : "error";
             return record_error("message:" + cond, "message error");
         }
+        // Our message to ourselves; without a login (--auth none, a stub backend echoing the
+        // stream) there is no JID and the echo carries no from.
         if (type == "chat" && st.attr_or("from") == c.jid()) return message_echo(a, st.attr_or("id"));
     }
     if (name == "iq") {

@@ -28,6 +28,22 @@ bool read_stat(int pid, stats::ProcStat& out) {
     return true;
 }
 
+// The whole machine as one pseudo-process (pid 0): busy ticks of every core from /proc/stat,
+// so that a report shows how much CPU went to processes nobody watched.
+bool read_machine(stats::ProcStat& out) {
+    int fd = ::open("/proc/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    auto m = stats::parse_machine_stat(std::string_view(buf, static_cast<std::size_t>(n)));
+    if (!m) return false;
+    out.cpu_ticks = m->busy_ticks;
+    out.rss_pages = 0;
+    return true;
+}
+
 }  // namespace
 
 Watcher::Watcher(uv_loop_t* loop, const std::vector<std::pair<std::string, int>>& procs,
@@ -41,6 +57,7 @@ Watcher::Watcher(uv_loop_t* loop, const std::vector<std::pair<std::string, int>>
         p.pid = pid;
         procs_.push_back(std::move(p));
     };
+    add("machine", 0);
     add("loadgen", static_cast<int>(getpid()));
     for (const auto& [name, pid] : procs) add(name, pid);
     uv_timer_init(loop, &timer_);
@@ -66,7 +83,7 @@ void Watcher::sample() {
     for (Proc& p : procs_) {
         if (p.gone) continue;
         stats::ProcStat st;
-        if (!read_stat(p.pid, st)) {
+        if (!(p.pid == 0 ? read_machine(st) : read_stat(p.pid, st))) {
             p.gone = true;  // ended, or a PID that never existed: reported as vanished
             continue;
         }

@@ -1,6 +1,7 @@
 // --watch NAME=PID: samples each process's CPU (utime+stime of all its threads) and resident
-// memory from /proc several times a second, plus the load generator itself; writes the samples
-// as CSV and CPU per process over time as an SVG chart.
+// memory from /proc several times a second, plus the load generator itself and the whole
+// machine ("machine": busy CPU of all cores from /proc/stat, to see load nobody watched);
+// writes the samples as CSV and CPU per process over time as an SVG chart.
 #pragma once
 
 #include <uv.h>

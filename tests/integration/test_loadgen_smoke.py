@@ -85,7 +85,7 @@ def test_jitsi_scenario_counts_through_the_proxy(cluster, proxies, loadgen_bin, 
     assert lat["message_rtt"]["count"] == parts * msgs
     assert lat["brewery_delivery"]["count"] == c["bridge_presences_delivered"]
     names = [p["name"] for p in rep["processes"]]
-    assert names == ["loadgen", "proxy", "client"]
+    assert names == ["machine", "loadgen", "proxy", "client"]
     assert all(not p["vanished"] for p in rep["processes"])
     assert [p["name"] for p in rep["phases"]][:4] == ["focus", "bridges", "brewery", "login"]
     # The proxy routed each side to its own instance.

@@ -63,3 +63,13 @@ TEST_CASE("/proc/PID/stat parsing", "[stats]") {
     CHECK(cpu_percent(100, 90, 1.0, 100) == 0);
     CHECK(cpu_percent(100, 110, 0, 100) == 0);
 }
+
+TEST_CASE("/proc/stat machine line parsing", "[stats]") {
+    auto m = parse_machine_stat("cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n");
+    REQUIRE(m);
+    CHECK(m->busy_ticks == 100 + 5 + 50 + 3 + 2 + 1);
+    CHECK(m->total_ticks == m->busy_ticks + 1000 + 20);
+    CHECK_FALSE(parse_machine_stat("cpu0 1 2 3"));
+    CHECK_FALSE(parse_machine_stat("cpu  1 2 3\n"));
+    CHECK_FALSE(parse_machine_stat("intr 1 2 3 4 5 6 7 8"));
+}

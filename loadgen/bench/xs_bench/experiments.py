@@ -1,0 +1,236 @@
+"""The benchmark's measurements (docs/BENCHMARKS.md explains each):
+
+  storm      jitsi scenario (client-side join storm while the brewery is busy) on A, B, C, E:
+             p99 at a fixed size with CPU charts, and the largest storm with p99 join < 2 s
+  tenants    join storm spread over hashed tenant domains: A against D
+  overhead   message round trip and front CPU per relayed stanza: direct, xmpp-shard, HAProxy
+             (to Prosody, and to the echo stub to see the proxy alone)
+  setup      new sessions per second: direct, xmpp-shard, HAProxy (stub, and Prosody)
+  memory     resident memory per idle passthrough session: xmpp-shard against HAProxy
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .loadgen import Loadgen, count, lat, proc
+from .stack import (AUTH, BREWERY, CONFERENCE, GUEST, PASSWORDS, STUB_DISCARD, STUB_ECHO,
+                    TENANTS, Stack, Topology)
+
+P99_LIMIT_MS = 2000.0
+
+
+@dataclass
+class Params:
+    room_size: int = 10
+    fixed_rooms: int = 30            # "p99 at a fixed size": 300 participants
+    search_start: int = 10           # rooms
+    search_max: int = 320
+    bisect_steps: int = 2
+    bridges: int = 40
+    interval: float = 1.0
+    stay: float = 2.0
+    overhead_rounds: int = 2
+    overhead_clients: int = 200
+    prosody_rate: int = 500
+    stub_rate: int = 5000
+    overhead_secs: float = 12
+    setup_secs: float = 8
+    setup_concurrency: int = 100
+    memory_sessions: tuple = (1000, 4000, 9000)
+
+    @classmethod
+    def quick(cls) -> "Params":
+        return cls(fixed_rooms=5, search_start=5, search_max=20, bisect_steps=0, bridges=5,
+                   stay=1, overhead_rounds=1, overhead_clients=20, prosody_rate=100,
+                   stub_rate=500, overhead_secs=2, setup_secs=2, memory_sessions=(200, 500))
+
+
+# --------------------------------------------------------------------------------------------
+# join storms
+
+def storm_args(t: Topology, kind: str, rooms: int, p: Params) -> tuple[str, list]:
+    common = ["--server", t.server, "--rooms", rooms, "--room-size", p.room_size, "--stay", p.stay,
+              "--messages", 1, "--join-timeout", 15, "--concurrency", 100]
+    if kind == "jitsi":
+        return "jitsi", common + [
+            "--domain", GUEST, "--muc", CONFERENCE, "--brewery-server", t.brewery_server,
+            "--brewery-domain", AUTH, "--brewery-muc", BREWERY, "--bridges", p.bridges,
+            "--interval", p.interval, "--bridge-password", PASSWORDS["jvb"],
+            "--focus-password", PASSWORDS["focus"], "--brewery-auth", "scram"]
+    return "join-storm", common + ["--domain", ",".join(TENANTS), "--muc", "conference.{domain}"]
+
+
+def storm_ok(rep: dict, rooms: int, p: Params) -> bool:
+    return (rep["errors_total"] == 0 and count(rep, "participants_joined") == rooms * p.room_size
+            and lat(rep, "join") < P99_LIMIT_MS)
+
+
+def storm_row(rep: dict, rooms: int, p: Params) -> dict:
+    row = {"rooms": rooms, "participants": rooms * p.room_size, "ok": storm_ok(rep, rooms, p),
+           "join_p50": lat(rep, "join", "p50"), "join_p99": lat(rep, "join"),
+           "join_max": lat(rep, "join", "max"), "joined": count(rep, "participants_joined"),
+           "errors": rep["errors_total"], "error_kinds": rep["errors"],
+           "storm_s": rep["rates"].get("storm_s", float("nan")),
+           "msg_p99": lat(rep, "message_rtt"), "brewery_delivery_p99": lat(rep, "brewery_delivery"),
+           "secs": rep["_secs"], "name": rep["_name"], "foreign_cpu_s": rep["_foreign_cpu_s"],
+           "busy_before_pct": rep["_busy_before"]}
+    for pr in rep["processes"]:
+        row[f"cpu_window_{pr['name']}"] = pr["cpu_s_window"]
+        row[f"cpu_total_{pr['name']}"] = pr["cpu_s_total"]
+    return row
+
+
+def storm_trial(lg: Loadgen, t: Topology, kind: str, rooms: int, p: Params, chart=False, tag="") -> dict:
+    scenario, args = storm_args(t, kind, rooms, p)
+    name = f"{kind}-{t.name}-{rooms * p.room_size}{tag}"
+    rep = lg.run(name, scenario, args, watch=t.watch, chart=chart, timeout=150)
+    row = storm_row(rep, rooms, p)
+    lg.log(f"  {name}: joined {row['joined']}/{rooms * p.room_size} p50 {row['join_p50']:.0f} ms "
+           f"p99 {row['join_p99']:.0f} ms errors {row['errors']} ({row['secs']:.0f} s)")
+    return row
+
+
+def storm_search(lg: Loadgen, t: Topology, kind: str, p: Params) -> dict:
+    """Doubling, then bisection: the largest number of rooms whose storm completes with
+    p99 join < 2 s and no error."""
+    trials, good, bad = [], None, None
+    r = p.search_start
+    while r <= p.search_max:
+        row = storm_trial(lg, t, kind, r, p)
+        trials.append(row)
+        if row["ok"]:
+            good = r
+            r *= 2
+        else:
+            bad = r
+            break
+    if good is None and bad is not None and bad > 1:  # below the first size: one step down
+        r = max(1, bad // 2)
+        row = storm_trial(lg, t, kind, r, p)
+        trials.append(row)
+        if row["ok"]:
+            good = r
+        else:
+            bad = r
+    for _ in range(p.bisect_steps):
+        if good is None or bad is None or bad - good <= 1:
+            break
+        mid = (good + bad) // 2
+        row = storm_trial(lg, t, kind, mid, p)
+        trials.append(row)
+        if row["ok"]:
+            good = mid
+        else:
+            bad = mid
+    return {"topology": t.name, "kind": kind, "largest_rooms": good or 0,
+            "largest_participants": (good or 0) * p.room_size,
+            "first_failing_participants": bad * p.room_size if bad else None,
+            "capped": bad is None, "trials": trials}
+
+
+def tenant_spread(stack: Stack, marks: dict) -> dict:
+    """Which instance served which tenant domain (from the instances' logs)."""
+    out = {}
+    for n in ("p0", "p1"):
+        text = stack.instances[n].log_text(marks[n])
+        doms = re.findall(r"Authenticated as \S+@(t\d\d\.tenant\.test)", text)
+        out[n] = sorted(set(doms))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# proxy overhead, set-up rate, memory
+
+def overhead(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
+    """Message round trip through nothing / xmpp-shard / HAProxy to the same backend."""
+    if backend == "prosody":
+        direct = stack.instances["p0"].address
+        base = ["--domain", GUEST, "--rate", p.prosody_rate, "--warmup", 2]
+    else:
+        direct = stack.stub("echo")
+        base = ["--domain", STUB_ECHO, "--auth", "none", "--rate", p.stub_rate, "--warmup", 1]
+    px, hx = f"127.0.0.1:{stack.ports['proxy']}", f"127.0.0.1:{stack.ports['haproxy']}"
+    paths = [("direct", direct, {}), ("xmpp-shard", px, {"front": stack.proxy_proc.pid}),
+             ("HAProxy", hx, {"front": stack.haproxy.pid})]
+    runs: dict[str, list] = {n: [] for n, _, _ in paths}
+    for rnd in range(p.overhead_rounds):
+        for name, server, watch in paths:
+            w = dict(watch)
+            w.update({"prosody-0": stack.instances["p0"].pid} if backend == "prosody" else {})
+            rep = lg.run(f"overhead-{backend}-{name}-{rnd}", "steady",
+                         ["--server", server, "--clients", p.overhead_clients,
+                          "--duration", p.overhead_secs, *base], watch=w, timeout=120)
+            f = proc(rep, "front")
+            stanzas = 2 * count(rep, "messages_measured")
+            runs[name].append({"p50": lat(rep, "message_rtt", "p50"), "p99": lat(rep, "message_rtt"),
+                               "mean": lat(rep, "message_rtt", "mean"), "errors": rep["errors_total"],
+                               "front_cpu_s": f.get("cpu_s_window", float("nan")),
+                               "stanzas": stanzas, "rate": rep["rates"].get("messages_per_s")})
+            lg.log(f"  overhead {backend} {name} round {rnd}: p50 {runs[name][-1]['p50']:.3f} "
+                   f"p99 {runs[name][-1]['p99']:.3f} ms, front CPU {runs[name][-1]['front_cpu_s']}")
+    summary = {}
+    for name, rs in runs.items():
+        s = {"p50": sum(r["p50"] for r in rs) / len(rs), "p99": sum(r["p99"] for r in rs) / len(rs),
+             "errors": sum(r["errors"] for r in rs), "rounds": rs}
+        cpu = sum(r["front_cpu_s"] for r in rs)
+        st = sum(r["stanzas"] for r in rs)
+        s["cpu_s_per_million"] = cpu / st * 1e6 if st and not math.isnan(cpu) else None
+        summary[name] = s
+    for name in ("xmpp-shard", "HAProxy"):
+        summary[name]["added_p50"] = summary[name]["p50"] - summary["direct"]["p50"]
+        summary[name]["added_p99"] = summary[name]["p99"] - summary["direct"]["p99"]
+    return summary
+
+
+def setup_rate(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
+    if backend == "prosody":
+        direct, dom = stack.instances["p0"].address, GUEST
+    else:
+        direct, dom = stack.stub("discard"), STUB_DISCARD
+    px, hx = f"127.0.0.1:{stack.ports['proxy']}", f"127.0.0.1:{stack.ports['haproxy']}"
+    out = {}
+    for name, server, watch in (("direct", direct, {}), ("xmpp-shard", px, {"front": stack.proxy_proc.pid}),
+                                ("HAProxy", hx, {"front": stack.haproxy.pid})):
+        rep = lg.run(f"setup-{backend}-{name}", "churn",
+                     ["--server", server, "--domain", dom, "--auth", "none", "--concurrency",
+                      p.setup_concurrency, "--duration", p.setup_secs], watch=watch, timeout=90)
+        n = count(rep, "sessions_completed")
+        f = proc(rep, "front")
+        lg_cpu = proc(rep, "loadgen")
+        out[name] = {"sessions_per_s": rep["rates"].get("sessions_per_s", 0), "sessions": n,
+                     "errors": rep["errors_total"], "setup_p50": lat(rep, "session_setup", "p50"),
+                     "setup_p99": lat(rep, "session_setup"),
+                     "front_cpu_us_per_session": f["cpu_s_window"] / n * 1e6 if f and n else None,
+                     "front_cpu_pct": f.get("cpu_pct_avg"), "loadgen_cpu_pct": lg_cpu.get("cpu_pct_avg")}
+        lg.log(f"  setup {backend} {name}: {out[name]['sessions_per_s']:.0f}/s, errors {out[name]['errors']}")
+    return out
+
+
+def memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """Idle passthrough sessions (stream open, nothing more) held through each front, against
+    the discard stub; the front process is restarted before each point so the heap starts clean."""
+    px, hx = f"127.0.0.1:{stack.ports['proxy']}", f"127.0.0.1:{stack.ports['haproxy']}"
+    out: dict[str, list] = {"xmpp-shard": [], "HAProxy": []}
+    for n in p.memory_sessions:
+        for name, server in (("xmpp-shard", px), ("HAProxy", hx)):
+            stack.restart_front()
+            pid = stack.proxy_proc.pid if name == "xmpp-shard" else stack.haproxy.pid
+            rep = lg.run(f"memory-{name}-{n}", "steady",
+                         ["--server", server, "--domain", STUB_DISCARD, "--auth", "none", "--clients", n,
+                          "--rate", 0, "--warmup", 1, "--duration", 2, "--concurrency", 200],
+                         watch={"front": pid}, timeout=120)
+            f = proc(rep, "front")
+            held = count(rep, "sessions_ready")
+            delta = f["rss_mb_window_end"] - f["rss_mb_start"]
+            out[name].append({"sessions": n, "held": held, "errors": rep["errors_total"],
+                              "rss_start_mb": f["rss_mb_start"], "rss_held_mb": f["rss_mb_window_end"],
+                              "kb_per_session": delta * 1024 / held if held else None})
+            lg.log(f"  memory {name} {n}: {held} held, RSS {f['rss_mb_start']:.1f} -> "
+                   f"{f['rss_mb_window_end']:.1f} MB")
+    for name, pts in out.items():
+        if len(pts) >= 2 and pts[-1]["held"] > pts[0]["held"]:
+            slope = (pts[-1]["rss_held_mb"] - pts[0]["rss_held_mb"]) * 1024 / (pts[-1]["held"] - pts[0]["held"])
+            out[name].append({"slope_kb_per_session": slope})
+    return out
