@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import math
 import os
 import re
 import shutil
@@ -401,12 +400,6 @@ def close_stream_blocking(s: socket.socket, timeout: float = 3.0) -> None:
     s.close()
 
 
-async def read_to_close(c: RawClient, timeout: float = 5.0) -> bytes:
-    """Everything the peer sends until it closes (or `timeout`)."""
-    await c.wait_closed(timeout)
-    return c.buf
-
-
 async def anon_login(c: RawClient, timeout: float = 10.0) -> str:
     """SASL ANONYMOUS on an open stream, restart, bind. Returns the bound full JID."""
     await c.send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
@@ -625,14 +618,5 @@ def values(result: list) -> dict[tuple, float]:
     out = {}
     for r in result:
         labels = tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__"))
-        v = float(r["value"][1])
-        out[labels] = v if not math.isnan(v) else v
+        out[labels] = float(r["value"][1])
     return out
-
-
-def proxy_log_lines(px, since: int = 0) -> list[str]:
-    return px.stderr_text()[since:].splitlines()
-
-
-def which(tool: str) -> Optional[str]:
-    return shutil.which(tool)

@@ -212,9 +212,9 @@ def test_queue_timeout_and_full_queue_are_refused(proxies, fake_backends, see_ot
             return await queued, full, full_after
 
         timed_out, full, full_after = asyncio.run(scenario())
-        doc = assert_stream_error(full, want, from_domain="q.test")
+        assert_stream_error(full, want, from_domain="q.test")
         assert full_after < 0.25, f"the full-queue refusal took {full_after:.2f}s (should be at once)"
-        doc = assert_stream_error(timed_out, want, from_domain="q.test")
+        assert_stream_error(timed_out, want, from_domain="q.test")
         if see_other_host:
             assert re.search(rb"<see-other-host[^>]*>" + see_other_host.encode() + rb"</see-other-host>",
                              timed_out.data), timed_out.data

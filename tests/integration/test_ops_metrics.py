@@ -15,12 +15,12 @@ import time
 import pytest
 
 from conftest import AUTH, CLIENT, GUEST
-from ops_support import (FAMILIES, PrometheusServer, anon_login, close_stream, close_stream_blocking,
-                         dashboard_queries,
-                         http_get, open_stream, open_stream_blocking, promtool_check, scrape, start_with_metrics, values,
+from ops_support import (FAMILIES, PrometheusServer, anon_login, close_stream,
+                         close_stream_blocking, dashboard_queries, http_get, open_stream,
+                         open_stream_blocking, promtool_check, scrape, start_with_metrics, values,
                          wait_metric)
 from xs_clients import assert_stream_error, exchange, header
-from xs_local import free_port, wait_port
+from xs_local import free_port
 
 END_REASONS = {"client_closed", "backend_closed", "client_error", "backend_error", "refused",
                "backend_connect_failed", "not_xmpp", "timed_out", "drained"}
@@ -42,8 +42,9 @@ def printable(m, prefix="xmpp_shard_"):
 def test_metrics_move_as_sessions_open_relay_and_close(cluster, proxies, figures):
     px, mport = start_with_metrics(proxies, cluster_cfg(cluster))
     # Baseline once the start-up probe's connection (conftest's wait_port) has ended.
-    m0, _ = wait_metric(mport, lambda m: m.val("xmpp_shard_connections_active") == 0, 5,
-                        "no connection open before the test starts")
+    m0, _ = wait_metric(mport, lambda m: m.val("xmpp_shard_connections_accepted_total") >= 1 and
+                        m.val("xmpp_shard_connections_active") == 0, 5,
+                        "the start-up probe accepted and closed before the test starts")
     for name, typ in FAMILIES.items():
         assert m0.types.get(name) == typ, f"{name}: TYPE {m0.types.get(name)!r}, expected {typ}"
     extra = set(m0.types) - set(FAMILIES)
