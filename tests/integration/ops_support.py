@@ -69,6 +69,12 @@ FAMILIES = {
     "xmpp_shard_config_reloads_total": "counter",
     "xmpp_shard_config_last_reload_success_timestamp_seconds": "gauge",
 }
+# Families of TLS termination (listeners with tls = "terminate"): checked when the build has them.
+TLS_FAMILIES = {
+    "xmpp_shard_tls_handshakes_total": "counter",
+    "xmpp_shard_tls_handshake_seconds": "histogram",
+}
+ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES}
 
 
 def http_get(port: int, path: str, host: str = "127.0.0.1", timeout: float = 5.0) -> tuple[int, str]:

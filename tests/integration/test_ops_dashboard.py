@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 
-from ops_support import (DASHBOARD, FAMILIES, PROMETHEUS_EXAMPLE, PROMTOOL, dashboard_panels,
+from ops_support import (ALL_FAMILIES, DASHBOARD, PROMETHEUS_EXAMPLE, PROMTOOL, dashboard_panels,
                          dashboard_queries)
 
 METRIC_RX = re.compile(r"\bxmpp_shard_[a-z0-9_]+")
@@ -14,7 +14,7 @@ METRIC_RX = re.compile(r"\bxmpp_shard_[a-z0-9_]+")
 
 def family_of(name: str) -> str:
     for suffix in ("_bucket", "_count", "_sum"):
-        if name.endswith(suffix) and name[: -len(suffix)] in FAMILIES:
+        if name.endswith(suffix) and name[: -len(suffix)] in ALL_FAMILIES:
             return name[: -len(suffix)]
     return name
 
@@ -66,7 +66,7 @@ def test_dashboard_plots_the_operators_questions():
     missing = [k for k, rx in wanted.items() if not has(rx)]
     assert not missing, f"the dashboard has no panel for: {missing}"
     # Every name it queries is one the proxy exposes (catches typos and renamed families).
-    unknown = sorted({n for e in exprs for n in METRIC_RX.findall(e) if family_of(n) not in FAMILIES})
+    unknown = sorted({n for e in exprs for n in METRIC_RX.findall(e) if family_of(n) not in ALL_FAMILIES})
     assert not unknown, f"the dashboard queries metrics the proxy does not expose: {unknown}"
     # Rates use Grafana's $__rate_interval, and every query follows the proxy selector.
     for title, e in queries:
@@ -87,7 +87,7 @@ def test_readme_documents_every_metric_and_the_ops_keys():
     readme = (DASHBOARD.parents[2] / "README.md").read_text()
     assert "## Metrics and operations" in readme
     section = readme.split("## Metrics and operations", 1)[1].split("\n## ", 1)[0]
-    missing = [f for f in FAMILIES if f"`{f}`" not in section]
+    missing = [f for f in ALL_FAMILIES if f"`{f}`" not in section]
     assert not missing, f"README's metrics section does not list: {missing}"
     for word in ("/healthz", "SIGHUP", "SIGTERM", "check_interval", "rise", "fall", "drain",
                  "max_connecting", "max_new_per_second", "max_queue", "queue_timeout",
