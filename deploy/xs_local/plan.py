@@ -1,6 +1,10 @@
 """Shard plans: the one parser of deploy/plans/*.toml, and their expansion into Prosody
-instance specs, proxy routes and accounts. The format is documented at the top of
-deploy/plans/local.toml; keep the two in step.
+instance specs, proxy routes and accounts. The format is documented in deploy/README.md
+("The shard plan") and summarised at the top of deploy/plans/local.toml; keep them in step.
+
+    plan = load_plan("deploy/plans/jitsi.toml")           # PlanError lists every problem
+    lay = expand(plan, out=Path("/etc/xmpp-shard"))        # managed paths under out
+    lay = expand(plan, ports, listen_port=5222)            # dev layout (tests, old callers)
 """
 
 from __future__ import annotations
@@ -12,21 +16,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import jitsi as jitsi_mod
+from .planmodel import (AUTHS, NAME_RE, HostPlan, PlanError, Problems, check_keys, is_int,
+                        norm_domain, str_list)
 from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, Account, InstanceSpec, Muc, VirtualHost
 from .proxyconf import ProxyConfig
+from .tls import tls_profile
 
+__all__ = ["PlanError", "HostPlan", "InstancePlan", "Plan", "Layout", "parse_plan", "load_plan",
+           "expand", "instance_name", "default_cpus"]
 
-class PlanError(ValueError):
-    pass
+DEFAULT_BASE_PORT = 15222
+PATH_KEYS = ("data", "log", "pidfile")
+DEFAULT_PATHS = {"data": "{dir}/data", "log": "{dir}/log/prosody.log",
+                 "pidfile": "{dir}/run/prosody.pid"}
+PLACEHOLDERS = ("{name}", "{index}", "{dir}", "{out}")
+TOP_KEYS = {"plan", "instance", "host", "tenants", "jitsi", "certs", "proxy", "backends"}
+PLAN_KEYS = {"name", "instances", "listen", "port", "base_port", "interface", "cores", "out",
+             "data", "log", "pidfile", "proxy_bin", "prosody_bin", "lua"}
+INSTANCE_KEYS = {"index", "name", "port", "core", "tcp_backlog", "data", "log", "pidfile", "lua"}
+HOST_KEYS = {"domain", "instance", "auth", "muc", "accounts", "admins", "modules", "options", "lua"}
+CERT_MODES = ("self-signed", "ca", "existing")
 
 
 @dataclass
-class HostPlan:
-    domain: str
-    instance: int
-    auth: str = AUTH_INTERNAL
-    muc: list[str] = field(default_factory=list)
-    accounts: list[str] = field(default_factory=list)
+class InstancePlan:
+    """[[instance]]: overrides for one instance."""
+    index: int
+    name: Optional[str] = None
+    port: Optional[int] = None
+    core: Optional[int] = None
+    tcp_backlog: Optional[int] = None
+    paths: dict = field(default_factory=dict)     # data / log / pidfile templates
+    lua: str = ""
+
+
+@dataclass
+class CertsPlan:
+    mode: str = "self-signed"          # "self-signed", "ca" (sign with ca_cert/ca_key), "existing"
+    dir: Optional[str] = None          # existing: DOMAIN.crt/DOMAIN.key live here
+    ca_cert: Optional[str] = None      # ca: default {out}/certs/ca.crt (made if missing)
+    ca_key: Optional[str] = None
+    days: int = 825
 
 
 @dataclass
@@ -39,105 +70,333 @@ class Plan:
     tenant_accounts: list[str] = field(default_factory=list)
     proxy: dict = field(default_factory=dict)       # [proxy] table, passed to the proxy as is
     source: Optional[Path] = None
+    name: str = "shard"
+    base_port: int = DEFAULT_BASE_PORT
+    interface: str = "127.0.0.1"
+    cores: Optional[int] = None                     # None: this machine's
+    out: Optional[str] = None
+    paths: dict = field(default_factory=lambda: dict(DEFAULT_PATHS))
+    proxy_bin: str = "/usr/bin/xmpp-shard-proxy"
+    prosody_bin: str = "/usr/bin/prosody"
+    lua: str = ""
+    instance_plans: dict[int, InstancePlan] = field(default_factory=dict)
+    jitsi: Optional[jitsi_mod.JitsiPlan] = None
+    certs: CertsPlan = field(default_factory=CertsPlan)
+    backends: dict = field(default_factory=dict)    # [backends]: extra keys for every [[backend]]
+
+    def instance_names(self) -> list[str]:
+        return [(self.instance_plans.get(i) or InstancePlan(i)).name or instance_name(i)
+                for i in range(self.instances)]
+
+    def instance_ports(self) -> list[int]:
+        return [(self.instance_plans.get(i) or InstancePlan(i)).port or self.base_port + i
+                for i in range(self.instances)]
 
     def pool(self) -> list[int]:
-        """Instances serving "*": those no [[host]] names, or every instance if none is left."""
-        owned = {h.instance for h in self.hosts}
+        """Instances serving "*": those no [[host]] names (Jitsi tenants aside), or every
+        instance if none is left."""
+        owned = {h.instance for h in self.hosts if h.role != "jitsi-tenant"}
         rest = [i for i in range(self.instances) if i not in owned]
         return rest or list(range(self.instances))
+
+    def jitsi_layout(self) -> Optional[jitsi_mod.JitsiLayout]:
+        return jitsi_mod.layout(self.jitsi, self.instance_names()) if self.jitsi else None
 
 
 @dataclass
 class Layout:
-    """A plan made concrete: ports chosen, passwords generated."""
+    """A plan made concrete: ports chosen, passwords generated, paths resolved."""
     plan: Plan
     instances: list[InstanceSpec]
     proxy: ProxyConfig
     accounts: list[Account]     # each account once; a tenant account exists on every pool
                                 # instance, with the same password
+    jitsi: Optional[jitsi_mod.JitsiLayout] = None
+    out: Optional[Path] = None  # managed layout root (None: dev layout)
+    listen_port: int = 5222
 
-
-def _norm_domain(d, where: str) -> str:
-    if not isinstance(d, str) or not d.strip():
-        raise PlanError(f"{where}: a domain must be a non-empty string, got {d!r}")
-    d = d.strip().lower().rstrip(".")
-    if "*" in d or "/" in d or "@" in d or " " in d:
-        raise PlanError(f"{where}: {d!r} is not a plain domain")
-    return d
-
-
-def _str_list(v, where: str) -> list[str]:
-    if v is None:
-        return []
-    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise PlanError(f"{where}: expected a list of non-empty strings, got {v!r}")
-    return list(v)
-
-
-def _check_keys(table: dict, allowed: set, where: str) -> None:
-    unknown = set(table) - allowed
-    if unknown:
-        raise PlanError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    def password(self, jid: str) -> str:
+        for a in self.accounts:
+            if a.jid == jid:
+                return a.password
+        raise KeyError(f"no account {jid} in this plan")
 
 
 def default_cpus() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def _port(v, key: str, problems: Problems, allow_zero: bool = False) -> Optional[int]:
+    lo = 0 if allow_zero else 1
+    if not is_int(v) or not (lo <= v <= 65535):
+        problems.add(key, f"must be a port number {lo}..65535, got {v!r}")
+        return None
+    return v
+
+
+def _template(v, key: str, problems: Problems) -> Optional[str]:
+    if not isinstance(v, str) or not v:
+        problems.add(key, f"must be a path (string), got {v!r}")
+        return None
+    probe = v
+    for ph in PLACEHOLDERS:
+        probe = probe.replace(ph, "")
+    if "{" in probe or "}" in probe:
+        problems.add(key, f"{v!r}: only the placeholders {', '.join(PLACEHOLDERS)} are known")
+        return None
+    if not (v.startswith("/") or v.startswith("{dir}") or v.startswith("{out}")):
+        problems.add(key, f"{v!r} must be absolute or start with {{dir}} or {{out}}")
+        return None
+    return v
+
+
+def _lua(v, key: str, problems: Problems) -> str:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        problems.add(key, f"must be a string of Lua lines, got {v!r}")
+        return ""
+    return v
+
+
+def _listen_host(listen: str) -> str:
+    return listen.strip("[]")
+
+
+def _addresses_overlap(a: str, b: str) -> bool:
+    wild = ("0.0.0.0", "::", "")
+    return a in wild or b in wild or a == b
+
+
 def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = None) -> Plan:
-    where = str(source) if source else "plan"
-    _check_keys(data, {"plan", "host", "tenants", "proxy"}, where)
+    """Check a plan (a parsed TOML document) and return it; PlanError lists every problem."""
+    pr = Problems(str(source) if source else "plan")
+    check_keys(data, TOP_KEYS, "", pr)
     p = data.get("plan", {})
-    _check_keys(p, {"instances", "listen", "port"}, f"{where} [plan]")
+    if not check_keys(p, PLAN_KEYS, "[plan]", pr):
+        p = {}
+
     n = p.get("instances", "auto")
     if n == "auto":
         n = max(2, ncpu if ncpu is not None else default_cpus())
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise PlanError(f"{where} [plan]: instances must be \"auto\" or a positive integer, got {n!r}")
-    port = p.get("port", 5222)
-    if not isinstance(port, int) or not (0 <= port <= 65535):
-        raise PlanError(f"{where} [plan]: port must be 0..65535, got {port!r}")
-    plan = Plan(instances=n, listen=p.get("listen", "127.0.0.1"), port=port, source=source)
+    if not is_int(n) or n < 1 or n > 256:
+        pr.add("[plan] instances", f"must be \"auto\" or an integer in 1..256, got {n!r}")
+        pr.raise_if_any()
+    plan = Plan(instances=n, source=source)
+    plan.name = p.get("name", source.stem if source else "shard")
+    if not isinstance(plan.name, str) or not NAME_RE.fullmatch(plan.name):
+        pr.add("[plan] name", f"must match {NAME_RE.pattern}, got {plan.name!r}")
+    plan.port = _port(p.get("port", 5222), "[plan] port", pr, allow_zero=True) or 0
+    plan.base_port = _port(p.get("base_port", DEFAULT_BASE_PORT), "[plan] base_port", pr) or DEFAULT_BASE_PORT
+    for key in ("listen", "interface", "out", "proxy_bin", "prosody_bin"):
+        if key in p:
+            v = p[key]
+            if not isinstance(v, str) or not v:
+                pr.add(f"[plan] {key}", f"must be a non-empty string, got {v!r}")
+            else:
+                setattr(plan, key, v)
+    if plan.out is not None and not plan.out.startswith("/"):
+        pr.add("[plan] out", f"must be an absolute path, got {plan.out!r}")
+    cores = p.get("cores", "auto")
+    if cores == "auto":
+        plan.cores = None
+    elif is_int(cores) and 1 <= cores <= 4096:
+        plan.cores = cores
+    else:
+        pr.add("[plan] cores", f"must be \"auto\" or a positive integer, got {cores!r}")
+    machine_cores = plan.cores or ncpu or default_cpus()
+    for key in PATH_KEYS:
+        if key in p:
+            t = _template(p[key], f"[plan] {key}", pr)
+            if t:
+                plan.paths[key] = t
+    plan.lua = _lua(p.get("lua"), "[plan] lua", pr)
 
-    seen: dict[str, str] = {}
+    # [[instance]]
+    insts = data.get("instance", [])
+    if not isinstance(insts, list):
+        pr.add("[[instance]]", "must be an array of tables ([[instance]])")
+        insts = []
+    for k, t in enumerate(insts):
+        key = f"[[instance]] #{k + 1}"
+        if not check_keys(t, INSTANCE_KEYS, key, pr):
+            continue
+        idx = t.get("index")
+        if not is_int(idx) or not (0 <= idx < n):
+            pr.add(f"{key} index", f"must be an integer in 0..{n - 1} (the instance it "
+                                   f"describes), got {idx!r}")
+            continue
+        key = f"{key} (index {idx})"
+        if idx in plan.instance_plans:
+            pr.add(f"{key} index", f"instance {idx} is described twice")
+            continue
+        ip = InstancePlan(idx)
+        if "name" in t:
+            if not isinstance(t["name"], str) or not NAME_RE.fullmatch(t["name"]):
+                pr.add(f"{key} name", f"must match {NAME_RE.pattern}, got {t['name']!r}")
+            else:
+                ip.name = t["name"]
+        if "port" in t:
+            ip.port = _port(t["port"], f"{key} port", pr)
+        if "core" in t:
+            c = t["core"]
+            if not is_int(c) or c < 0:
+                pr.add(f"{key} core", f"must be a core number >= 0, got {c!r}")
+            elif c >= machine_cores:
+                what = "[plan] cores" if plan.cores else "this machine"
+                pr.add(f"{key} core", f"core {c} is beyond the machine's count: {what} has "
+                                      f"{machine_cores} core(s), 0..{machine_cores - 1}")
+            else:
+                ip.core = c
+        if "tcp_backlog" in t:
+            b = t["tcp_backlog"]
+            if not is_int(b) or not (1 <= b <= 65535):
+                pr.add(f"{key} tcp_backlog", f"must be an integer in 1..65535, got {b!r}")
+            else:
+                ip.tcp_backlog = b
+        for pk in PATH_KEYS:
+            if pk in t:
+                tv = _template(t[pk], f"{key} {pk}", pr)
+                if tv:
+                    ip.paths[pk] = tv
+        ip.lua = _lua(t.get("lua"), f"{key} lua", pr)
+        plan.instance_plans[idx] = ip
+
+    names = plan.instance_names()
+    seen_names: dict[str, int] = {}
+    for i, nm in enumerate(names):
+        if nm in seen_names:
+            pr.add(f"[[instance]] (index {i}) name", f"{nm!r} is also the name of instance {seen_names[nm]}")
+        seen_names.setdefault(nm, i)
+
+    # ports: instances among themselves, and against the proxy's listener and metrics
+    ports = plan.instance_ports()
+    if max(ports) > 65535:
+        pr.add("[plan] base_port", f"{plan.base_port} + {n - 1} instances runs past 65535")
+    owner: dict[int, str] = {}
+    for i, port in enumerate(ports):
+        ipl = plan.instance_plans.get(i)
+        key = (f"[[instance]] (index {i}) port" if ipl and ipl.port
+               else f"[plan] base_port (instance {i}: base_port + {i})")
+        if port in owner:
+            pr.add(key, f"port {port} of {names[i]} clashes with {owner[port]}")
+        else:
+            owner[port] = f"{names[i]}'s port ({key})"
+    if plan.port and _addresses_overlap(_listen_host(plan.listen), plan.interface) and plan.port in owner:
+        pr.add("[plan] port", f"the proxy's port {plan.port} clashes with {owner[plan.port]}")
+
+    # hosts: [jitsi] preset first, then [[host]]
+    hosts_raw = data.get("host", [])
+    if not isinstance(hosts_raw, list):
+        pr.add("[[host]]", "must be an array of tables ([[host]])")
+        hosts_raw = []
+    claimed: dict[str, str] = {}
 
     def claim(domain: str, what: str) -> None:
-        if domain in seen:
-            raise PlanError(f"{where}: {domain} appears twice ({seen[domain]} and {what})")
-        seen[domain] = what
+        if domain in claimed:
+            pr.add(what, f"{domain} is owned twice ({claimed[domain]} and {what})")
+        else:
+            claimed[domain] = what
 
-    for i, h in enumerate(data.get("host", [])):
-        w = f"{where} [[host]] #{i + 1}"
-        _check_keys(h, {"domain", "instance", "auth", "muc", "accounts"}, w)
-        dom = _norm_domain(h.get("domain"), w)
+    if "jitsi" in data:
+        plan.jitsi = jitsi_mod.parse_jitsi(data["jitsi"], n, pr)
+        if plan.jitsi is not None:
+            for h in jitsi_mod.hosts(plan.jitsi_layout()):
+                claim(h.domain, h.origin)
+                for m in h.muc:
+                    claim(m, h.origin + " muc")
+                plan.hosts.append(h)
+
+    for i, h in enumerate(hosts_raw):
+        key = f"[[host]] #{i + 1}"
+        if not check_keys(h, HOST_KEYS, key, pr):
+            continue
+        dom = norm_domain(h.get("domain"), f"{key} domain", pr)
+        if dom is None:
+            continue
+        key = f"{key} ({dom})"
         inst = h.get("instance")
-        if not isinstance(inst, int) or isinstance(inst, bool) or not (0 <= inst < n):
-            raise PlanError(f"{w} ({dom}): instance must be an integer in 0..{n - 1}, got {inst!r}")
+        if not is_int(inst) or not (0 <= inst < n):
+            pr.add(f"{key} instance", f"must be an integer in 0..{n - 1}, got {inst!r}")
+            continue
         auth = h.get("auth", AUTH_INTERNAL)
-        if auth not in (AUTH_INTERNAL, AUTH_ANONYMOUS):
-            raise PlanError(f"{w} ({dom}): auth must be {AUTH_INTERNAL!r} or {AUTH_ANONYMOUS!r}")
-        mucs = [_norm_domain(m, w) for m in _str_list(h.get("muc"), w + " muc")]
-        accounts = _str_list(h.get("accounts"), w + " accounts")
+        if auth not in AUTHS:
+            pr.add(f"{key} auth", f"must be {AUTH_INTERNAL!r} or {AUTH_ANONYMOUS!r}, got {auth!r}")
+        mucs = [m for j, x in enumerate(str_list(h.get("muc"), f"{key} muc", pr))
+                if (m := norm_domain(x, f"{key} muc[{j}]", pr))]
+        accounts = str_list(h.get("accounts"), f"{key} accounts", pr)
         if accounts and auth == AUTH_ANONYMOUS:
-            raise PlanError(f"{w} ({dom}): an anonymous host has no accounts")
-        claim(dom, w)
+            pr.add(f"{key} accounts", "an anonymous host has no accounts")
+        admins = str_list(h.get("admins"), f"{key} admins", pr)
+        for a in admins:
+            if a not in accounts:
+                pr.add(f"{key} admins", f"{a!r} is not one of this host's accounts {accounts}")
+        modules = str_list(h.get("modules"), f"{key} modules", pr)
+        options = h.get("options", {})
+        if not isinstance(options, dict):
+            pr.add(f"{key} options", f"must be a table of Prosody settings, got {options!r}")
+            options = {}
+        claim(dom, key)
         for m in mucs:
-            claim(m, w + " muc")
-        plan.hosts.append(HostPlan(dom, inst, auth, mucs, accounts))
+            claim(m, f"{key} muc")
+        plan.hosts.append(HostPlan(dom, inst, auth, mucs, accounts, admins, modules, options,
+                                   _lua(h.get("lua"), f"{key} lua", pr), origin=key))
 
     if "tenants" in data:
         t = data["tenants"]
-        w = f"{where} [tenants]"
-        _check_keys(t, {"domains", "accounts"}, w)
-        plan.tenant_domains = [_norm_domain(d, w) for d in _str_list(t.get("domains"), w + " domains")]
-        for d in plan.tenant_domains:
-            claim(d, w)
-        plan.tenant_accounts = _str_list(t.get("accounts"), w + " accounts")
+        if check_keys(t, {"domains", "accounts"}, "[tenants]", pr):
+            plan.tenant_domains = []
+            for j, d in enumerate(str_list(t.get("domains"), "[tenants] domains", pr)):
+                nd = norm_domain(d, f"[tenants] domains[{j}]", pr)
+                if nd:
+                    claim(nd, "[tenants] domains")
+                    plan.tenant_domains.append(nd)
+            plan.tenant_accounts = str_list(t.get("accounts"), "[tenants] accounts", pr)
 
-    proxy = data.get("proxy", {})
-    if not isinstance(proxy, dict):
-        raise PlanError(f"{where}: [proxy] must be a table")
-    plan.proxy = dict(proxy)
+    if "certs" in data:
+        c = data["certs"]
+        if check_keys(c, {"mode", "dir", "ca_cert", "ca_key", "days"}, "[certs]", pr):
+            cp = CertsPlan()
+            cp.mode = c.get("mode", "self-signed")
+            if cp.mode not in CERT_MODES:
+                pr.add("[certs] mode", f"must be one of {list(CERT_MODES)}, got {cp.mode!r}")
+            for k in ("dir", "ca_cert", "ca_key"):
+                if k in c:
+                    v = c[k]
+                    if not isinstance(v, str) or not v.startswith("/"):
+                        pr.add(f"[certs] {k}", f"must be an absolute path, got {v!r}")
+                    else:
+                        setattr(cp, k, v)
+            if cp.mode == "existing" and not cp.dir:
+                pr.add("[certs] dir", "mode = \"existing\" needs the directory holding DOMAIN.crt and DOMAIN.key")
+            if (cp.ca_cert is None) != (cp.ca_key is None):
+                pr.add("[certs] ca_key" if cp.ca_key is None else "[certs] ca_cert",
+                       "ca_cert and ca_key go together")
+            days = c.get("days", 825)
+            if not is_int(days) or not (1 <= days <= 3650):
+                pr.add("[certs] days", f"must be an integer in 1..3650, got {days!r}")
+            else:
+                cp.days = days
+            plan.certs = cp
+
+    for key in ("proxy", "backends"):
+        tbl = data.get(key, {})
+        if not isinstance(tbl, dict):
+            pr.add(f"[{key}]", "must be a table")
+        else:
+            setattr(plan, key, dict(tbl))
+    if "name" in plan.backends or "address" in plan.backends:
+        pr.add("[backends]", "name and address are set per instance; [backends] holds the "
+                             "other [[backend]] keys (check, max_sessions, ...)")
+    metrics = plan.proxy.get("metrics")
+    if isinstance(metrics, str) and metrics.rpartition(":")[2].isdigit():
+        mport = int(metrics.rpartition(":")[2])
+        if mport and mport in owner:
+            pr.add("[proxy] metrics", f"port {mport} clashes with {owner[mport]}")
+        if mport and mport == plan.port:
+            pr.add("[proxy] metrics", f"port {mport} is also the proxy's [plan] port")
+
+    pr.raise_if_any()
     return plan
 
 
@@ -148,7 +407,7 @@ def load_plan(path, ncpu: Optional[int] = None, instances=None) -> Plan:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise PlanError(f"{path}: {e}") from None
+        raise PlanError(f"{path}: not valid TOML: {e}") from None
     if instances is not None:
         if instances != "auto":
             try:
@@ -163,45 +422,88 @@ def instance_name(i: int) -> str:
     return f"prosody-{i}"
 
 
-def expand(plan: Plan, ports: list[int], *, listen_port: int, ncpu: Optional[int] = None,
-           password: Callable[[], str] = lambda: secrets.token_urlsafe(12)) -> Layout:
-    """Concrete instances (instance i on ports[i], pinned to core i mod ncpu), the proxy
-    config and the accounts with fresh passwords."""
+def _expand_path(tpl: str, *, name: str, index: int, dir_: Path, out: Path) -> Path:
+    return Path(tpl.replace("{name}", name).replace("{index}", str(index))
+                .replace("{dir}", str(dir_)).replace("{out}", str(out)))
+
+
+def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Optional[int] = None,
+           ncpu: Optional[int] = None, out: Optional[Path] = None,
+           password: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+           passwords: Optional[dict] = None) -> Layout:
+    """Concrete instances, the proxy config and the accounts.
+
+    ports: per-instance c2s ports (default: the plan's); listen_port: the proxy's (default: the
+    plan's). Instance i is pinned to its [[instance]] core, else to core i mod ncpu. With `out`,
+    instances get the managed layout under out/prosody/<name>/ (paths from the plan).
+    Passwords come from `passwords` (jid -> password) when present, else from `password()`."""
+    if ports is None:
+        ports = plan.instance_ports()
     if len(ports) != plan.instances:
         raise ValueError(f"need {plan.instances} ports, got {len(ports)}")
-    ncpu = ncpu or default_cpus()
+    listen_port = plan.port if listen_port is None else listen_port
+    ncpu = ncpu or plan.cores or default_cpus()
     cpus = sorted(os.sched_getaffinity(0))[:ncpu] or list(range(ncpu))
-    specs = [InstanceSpec(instance_name(i), ports[i], cpu=cpus[i % len(cpus)])
-             for i in range(plan.instances)]
+    if plan.cores and ncpu == plan.cores:
+        cpus = list(range(ncpu))
+    names = plan.instance_names()
+    known = dict(passwords or {})
+
+    def pw_for(jid: str) -> str:
+        if jid not in known:
+            known[jid] = password()
+        return known[jid]
+
+    specs = []
+    for i in range(plan.instances):
+        ip = plan.instance_plans.get(i) or InstancePlan(i)
+        s = InstanceSpec(names[i], ports[i], cpu=ip.core if ip.core is not None else cpus[i % len(cpus)],
+                         interface=plan.interface, tcp_backlog=ip.tcp_backlog, index=i,
+                         lua="\n".join(x for x in (plan.lua.strip("\n"), ip.lua.strip("\n")) if x))
+        if out is not None:
+            d = Path(out) / "prosody" / names[i]
+            tp = {**plan.paths, **ip.paths}
+            s.data_dir, s.log_file, s.pidfile = (
+                _expand_path(tp[k], name=names[i], index=i, dir_=d, out=Path(out)) for k in PATH_KEYS)
+            s.certs_dir = (Path(plan.certs.dir) if plan.certs.mode == "existing" and plan.certs.dir
+                           else d / "certs")
+        specs.append(s)
+
     accounts: list[Account] = []
     for h in plan.hosts:
         s = specs[h.instance]
-        s.hosts.append(VirtualHost(h.domain, h.auth))
-        s.mucs += [Muc(m) for m in h.muc]
+        s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules),
+                                   options=dict(h.options), lua=h.lua))
+        s.mucs += [Muc(m, options=dict(h.muc_options)) for m in h.muc]
         for user in h.accounts:
-            a = Account(user, h.domain, password())
+            a = Account(user, h.domain, pw_for(f"{user}@{h.domain}"))
             s.accounts.append(a)
             accounts.append(a)
+            if user in h.admins:
+                s.admins.append(a.jid)
     pool = plan.pool()
     if plan.tenant_domains is not None:
         for d in plan.tenant_domains:
             for i in pool:
                 specs[i].hosts.append(VirtualHost(d))
             for user in plan.tenant_accounts:
-                a = Account(user, d, password())
+                a = Account(user, d, pw_for(f"{user}@{d}"))
                 accounts.append(a)
                 for i in pool:
                     specs[i].accounts.append(a)
 
-    cfg = ProxyConfig(comment=f"Generated by xs_local from {plan.source or 'a plan'}. Do not edit.")
-    cfg.proxy = {"drain_timeout": "5s", **plan.proxy}
-    cfg.add_listener("c2s", f"{plan.listen}:{listen_port}")
+    tls = tls_profile(plan)
+    cfg = ProxyConfig(comment=f"Generated by xmpp-shard-deploy from {plan.source or 'a plan'}. "
+                              f"Do not edit: edit the plan and generate again.")
+    cfg.proxy = dict(plan.proxy)
+    cfg.add_listener("c2s", f"{plan.listen}:{listen_port}", **tls.proxy_listener)
     for s in specs:
-        cfg.add_backend(s.name, s.address)
+        cfg.add_backend(s.name, s.address, **{**plan.backends, **tls.proxy_backend})
     for i, s in enumerate(specs):
-        if s.domains and any(h.instance == i for h in plan.hosts):
-            owned = [h.domain for h in plan.hosts if h.instance == i]
+        owned = [h.domain for h in plan.hosts if h.instance == i]
+        if owned:
             cfg.add_route(owned, [s.name], name=s.name)
     if plan.tenant_domains is not None:
         cfg.add_route(["*"], [specs[i].name for i in pool], name="tenants", balance="hash")
-    return Layout(plan, specs, cfg, accounts)
+    return Layout(plan, specs, cfg, accounts, plan.jitsi_layout(), Path(out) if out else None,
+                  listen_port)

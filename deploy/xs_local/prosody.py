@@ -4,13 +4,24 @@ start it pinned to a CPU core as the prosody user, stop it, read its log.
 Facts this relies on (Debian 12, Prosody 0.12.3; see the project's TESTING-NOTES):
 - Prosody refuses to run as root, so it runs as the `prosody` user and everything it writes
   (data_path, log file, pidfile) is owned by that user.
-- `prosodyctl --config F register USER DOMAIN PASS` works before the server starts; it checks
-  that the log file is writable, so it runs after the chown, and the data dir is chowned again.
+- `prosodyctl --config F adduser JID` (or `passwd JID`) reads the password twice from stdin,
+  works before the server starts, and switches to the prosody user when run as root; it checks
+  that the log file is writable, so accounts are made after the chown.
+- `prosodyctl check config` fails on deprecated options (`daemonize`, `legacy_ssl_ports`):
+  the foreground flag `-F` replaces the first, `c2s_direct_tls_ports` the second.
 - A successful login is logged at info as `Authenticated as user@domain`.
+
+Two directory layouts, one renderer:
+- dev (an InstanceSpec without explicit paths; the tests' fixtures): everything under
+  `base_dir/<name>/`, the whole directory owned by the prosody user.
+- managed (paths set, as the shard-plan generator does): the instance directory and its config
+  stay root's (group prosody, read-only for it); Prosody owns only its data directory, its log
+  file and its pidfile (and the directories made for them).
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import re
@@ -24,10 +35,12 @@ from typing import Optional
 
 from . import procs
 from .ports import wait_port
+from .tls import tls_profile
 
 PROSODY_USER = "prosody"
 AUTH_INTERNAL = "internal_hashed"
 AUTH_ANONYMOUS = "anonymous"
+BASE_MODULES = ("roster", "saslauth", "disco", "ping")
 
 _AUTH_RE = re.compile(r"Authenticated as (\S+)")
 
@@ -36,12 +49,18 @@ _AUTH_RE = re.compile(r"Authenticated as (\S+)")
 class VirtualHost:
     domain: str
     auth: str = AUTH_INTERNAL          # "internal_hashed" or "anonymous"
+    modules: list[str] = field(default_factory=list)     # modules_enabled under this host
+    options: dict = field(default_factory=dict)           # more settings under this host
+    lua: str = ""                      # raw Lua lines appended under this host
 
 
 @dataclass
 class Muc:
     domain: str                        # e.g. conference.meet.example.com, internal.auth.meet...
     locking: bool = False              # muc_room_locking; False so plain joins work without Jicofo
+    modules: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+    lua: str = ""
 
 
 @dataclass
@@ -65,6 +84,16 @@ class InstanceSpec:
     cpu: Optional[int] = None          # pin to this core (taskset -c)
     interface: str = "127.0.0.1"
     tcp_backlog: Optional[int] = None  # Prosody's default is 128
+    # Managed layout (all four set by the plan generator; None: the dev layout under the
+    # instance directory).
+    data_dir: Optional[Path] = None
+    log_file: Optional[Path] = None
+    pidfile: Optional[Path] = None
+    certs_dir: Optional[Path] = None
+    admins: list[str] = field(default_factory=list)  # global admins (e.g. Jitsi's focus user)
+    modules: list[str] = field(default_factory=list)  # extra global modules_enabled
+    lua: str = ""                      # raw Lua lines for the global section
+    index: Optional[int] = None        # position in a shard plan
 
     @property
     def domains(self) -> list[str]:
@@ -74,6 +103,32 @@ class InstanceSpec:
     def address(self) -> str:
         return f"{self.interface}:{self.port}"
 
+    @property
+    def managed(self) -> bool:
+        return self.data_dir is not None
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    root: Path
+    config: Path
+    data: Path
+    log: Path
+    pidfile: Path
+    certs: Path
+    stdout: Path
+
+
+def instance_paths(spec: InstanceSpec, root: Path) -> InstancePaths:
+    root = Path(root)
+    if spec.managed:
+        log = Path(spec.log_file)
+        return InstancePaths(root, root / "prosody.cfg.lua", Path(spec.data_dir), log,
+                             Path(spec.pidfile), Path(spec.certs_dir or root / "certs"),
+                             log.parent / f"{log.stem}.stdout.log")
+    return InstancePaths(root, root / "prosody.cfg.lua", root / "data", root / "prosody.log",
+                         root / "prosody.pid", root / "certs", root / "stdout.log")
+
 
 def lua_str(s: str) -> str:
     """A Lua double-quoted string literal."""
@@ -81,40 +136,72 @@ def lua_str(s: str) -> str:
     return f'"{out}"'
 
 
+def lua_value(v) -> str:
+    """A Lua literal for a TOML value (bool, number, string, list, table)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return lua_str(v)
+    if isinstance(v, (list, tuple)):
+        return "{ " + ", ".join(lua_value(x) for x in v) + " }" if v else "{ }"
+    if isinstance(v, dict):
+        items = []
+        for k, x in v.items():
+            key = k if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) else f"[{lua_str(k)}]"
+            items.append(f"{key} = {lua_value(x)}")
+        return "{ " + ", ".join(items) + " }" if items else "{ }"
+    raise TypeError(f"cannot write {type(v).__name__} to Lua: {v!r}")
+
+
+def _section(w, modules: list[str], options: dict, lua: str) -> None:
+    if modules:
+        w(f"\tmodules_enabled = {lua_value(list(modules))}")
+    for k, v in options.items():
+        w(f"\t{k} = {lua_value(v)}")
+    for line in lua.strip("\n").splitlines() if lua.strip() else []:
+        w(f"\t{line.strip()}")
+
+
 def render_config(spec: InstanceSpec, root: Path) -> str:
     """A self-contained Prosody config: no default ports other than this instance's c2s port,
-    no s2s, its own data, pid and log files under `root`."""
-    root = Path(root)
+    no s2s, its own data, pid and log files. Passes `prosodyctl check config`."""
+    p = instance_paths(spec, root)
     L: list[str] = []
     w = L.append
     w(f"-- Prosody instance {spec.name!r}, generated by xs_local (xmpp-shard). Do not edit.")
-    w("daemonize = false")
-    w(f"pidfile = {lua_str(str(root / 'prosody.pid'))}")
-    w(f"data_path = {lua_str(str(root / 'data'))}")
-    w(f'log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {lua_str(str(root / "prosody.log"))} }} }}')
+    w(f"pidfile = {lua_str(str(p.pidfile))}")
+    w(f"data_path = {lua_str(str(p.data))}")
+    w(f'log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {lua_str(str(p.log))} }} }}')
     w(f"c2s_ports = {{ {int(spec.port)} }}")
     w(f"c2s_interfaces = {{ {lua_str(spec.interface)} }}")
-    w(f"certificates = {lua_str(str(root / 'certs'))}")
+    w(f"certificates = {lua_str(str(p.certs))}")
     w("-- Empty port lists so instances never fight over Prosody's default ports.")
-    for opt in ("s2s_ports", "c2s_direct_tls_ports", "s2s_direct_tls_ports", "legacy_ssl_ports",
+    for opt in ("s2s_ports", "c2s_direct_tls_ports", "s2s_direct_tls_ports",
                 "http_ports", "https_ports", "component_ports"):
         w(f"{opt} = {{ }}")
     if spec.tcp_backlog:
         w(f"network_settings = {{ tcp_backlog = {int(spec.tcp_backlog)} }}")
     w('modules_disabled = { "s2s" }')
-    w('modules_enabled = { "roster", "saslauth", "disco", "ping" }')
-    w("-- Plaintext between proxy and backend, on loopback only. The TLS issue replaces these two")
-    w("-- lines (TLS terminated at the proxy, and the project's own trust module).")
-    w("c2s_require_encryption = false")
-    w("allow_unencrypted_plain_auth = true")
+    w(f"modules_enabled = {lua_value(list(BASE_MODULES) + [m for m in spec.modules if m not in BASE_MODULES])}")
+    if spec.admins:
+        w(f"admins = {lua_value(list(spec.admins))}")
+    for line in tls_profile().prosody_lines:
+        w(line)
+    if spec.lua.strip():
+        w("-- From the shard plan:")
+        L.extend(spec.lua.strip("\n").splitlines())
     w("")
     for h in spec.hosts:
         w(f"VirtualHost {lua_str(h.domain)}")
         w(f"\tauthentication = {lua_str(h.auth)}")
+        _section(w, h.modules, h.options, h.lua)
         w("")
     for m in spec.mucs:
         w(f"Component {lua_str(m.domain)} \"muc\"")
         w(f"\tmuc_room_locking = {'true' if m.locking else 'false'}")
+        _section(w, m.modules, m.options, m.lua)
         w("")
     return "\n".join(L)
 
@@ -127,6 +214,32 @@ def _chown_tree(path: Path, user: str) -> None:
         os.chown(dirpath, pw.pw_uid, pw.pw_gid)
         for n in filenames:
             os.chown(os.path.join(dirpath, n), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+
+
+def _chown(path: Path, user: Optional[str], group: Optional[str] = None) -> None:
+    """chown one path (root only; a no-op otherwise)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        uid = pwd.getpwnam(user).pw_uid if user else -1
+        gid = grp.getgrnam(group).gr_gid if group else (pwd.getpwnam(user).pw_gid if user else -1)
+    except KeyError:        # no such user/group here (e.g. no prosody package): leave it
+        return
+    os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _make_dir_for(path: Path, user: str, mode: int = 0o750) -> None:
+    """Create `path` (and missing parents) for `user`; every directory made here is owned by
+    `user`, existing ones are left alone."""
+    missing = []
+    p = Path(path)
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=mode)
+        os.chmod(d, mode)
+        _chown(d, user)
 
 
 def _check_reachable(path: Path, user: str) -> None:
@@ -152,16 +265,23 @@ def make_base_dir(prefix: str = "xs-local-", parent: Optional[str] = None) -> Pa
     return d
 
 
+def require_prosody() -> None:
+    for tool in ("prosody", "prosodyctl"):
+        if not shutil.which(tool):
+            raise RuntimeError(f"{tool!r} not found: install Debian's prosody package")
+
+
 class ProsodyInstance:
-    """A Prosody process under `base_dir/<name>/`."""
+    """A Prosody process whose directory is `base_dir/<name>/`."""
 
     def __init__(self, spec: InstanceSpec, base_dir: Path):
         self.spec = spec
         self.root = Path(base_dir) / spec.name
-        self.config_path = self.root / "prosody.cfg.lua"
-        self.log_path = self.root / "prosody.log"
-        self.stdout_path = self.root / "stdout.log"
-        self.data_path = self.root / "data"
+        self.paths = instance_paths(spec, self.root)
+        self.config_path = self.paths.config
+        self.log_path = self.paths.log
+        self.stdout_path = self.paths.stdout
+        self.data_path = self.paths.data
         self.proc: Optional[subprocess.Popen] = None
         self._stdout = None
 
@@ -179,41 +299,95 @@ class ProsodyInstance:
     def address(self) -> str:
         return f"{self.spec.interface}:{self.spec.port}"
 
+    def render(self) -> str:
+        return render_config(self.spec, self.root) + "\n"
+
     def prepare(self, fresh: bool = False) -> None:
         """Create the directory, write the config, chown, register the spec's accounts.
         `fresh` first deletes the data and log of an earlier run in the same directory."""
-        for tool in ("prosody", "prosodyctl"):
-            if not shutil.which(tool):
-                raise RuntimeError(f"{tool!r} not found: install Debian's prosody package")
+        require_prosody()
         if fresh:
             shutil.rmtree(self.data_path, ignore_errors=True)
-            for f in (self.log_path, self.stdout_path, self.root / "prosody.pid"):
+            for f in (self.log_path, self.stdout_path, self.paths.pidfile):
                 f.unlink(missing_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o750)
-        self.data_path.mkdir(exist_ok=True)
-        (self.root / "certs").mkdir(exist_ok=True)
-        self.config_path.write_text(render_config(self.spec, self.root) + "\n")
-        self.log_path.touch()
-        _chown_tree(self.root, PROSODY_USER)
+        if self.spec.managed:
+            os.chmod(self.root, 0o750)
+            _chown(self.root, "root", PROSODY_USER)
+            self.config_path.write_text(self.render())
+            self.make_dirs()
+        else:
+            os.chmod(self.root, 0o750)
+            self.data_path.mkdir(exist_ok=True)
+            self.paths.certs.mkdir(exist_ok=True)
+            self.config_path.write_text(self.render())
+            self.log_path.touch()
+            _chown_tree(self.root, PROSODY_USER)
         _check_reachable(self.root, PROSODY_USER)
-        for acc in self.spec.accounts:
-            self.register(acc.user, acc.domain, acc.password, chown=False)
-        _chown_tree(self.root, PROSODY_USER)
+        self.ensure_accounts(self.spec.accounts)
+
+    def make_dirs(self) -> None:
+        """Managed layout: the config stays root's (group prosody); Prosody owns its data
+        directory, log file and pidfile, and the directories made for them."""
+        if self.root.exists():
+            os.chmod(self.root, 0o750)
+            _chown(self.root, "root", PROSODY_USER)
+        if os.geteuid() == 0 and self.config_path.exists():
+            os.chmod(self.config_path, 0o640)
+            _chown(self.config_path, "root", PROSODY_USER)
+        _make_dir_for(self.data_path, PROSODY_USER)
+        _chown(self.data_path, PROSODY_USER)
+        _make_dir_for(self.paths.log.parent, PROSODY_USER)
+        _make_dir_for(self.paths.pidfile.parent, PROSODY_USER)
+        if not self.log_path.exists():
+            self.log_path.touch(mode=0o640)
+        _chown(self.log_path, PROSODY_USER)
+        if not self.paths.certs.exists():
+            self.paths.certs.mkdir(mode=0o750, parents=True)
+            _chown(self.paths.certs, "root", PROSODY_USER)
+
+    def ensure_accounts(self, accounts: list[Account]) -> None:
+        """Create each account, or set its password if it exists (idempotent). The password
+        goes to prosodyctl on stdin, never on a command line."""
+        if accounts:
+            _check_reachable(self.root, PROSODY_USER)
+        for acc in accounts:
+            self.set_password(acc.user, acc.domain, acc.password)
+        if os.geteuid() == 0 and self.data_path.exists():
+            _chown_tree(self.data_path, PROSODY_USER)
+
+    def set_password(self, user: str, domain: str, password: str) -> None:
+        if domain not in self.spec.domains:
+            raise ValueError(f"{self.name}: {domain} is not a VirtualHost here ({self.spec.domains})")
+        jid = f"{user}@{domain}"
+        out = ""
+        for verb in ("adduser", "passwd"):
+            r = subprocess.run(["prosodyctl", "--config", str(self.config_path), verb, jid],
+                               input=f"{password}\n{password}\n", capture_output=True, text=True,
+                               timeout=60, env=self._env())
+            if r.returncode == 0:
+                return
+            out += r.stdout + r.stderr
+            if "already exists" not in out:
+                break
+        raise RuntimeError(f"{self.name}: prosodyctl could not create {jid}: {out.strip()}")
 
     def register(self, user: str, domain: str, password: str, chown: bool = True) -> None:
         """Create an account (works whether or not the server runs)."""
-        if domain not in self.spec.domains:
-            raise ValueError(f"{self.name}: {domain} is not a VirtualHost here ({self.spec.domains})")
-        r = subprocess.run(
-            ["prosodyctl", "--config", str(self.config_path), "register", user, domain, password],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-            env=self._env())
-        if r.returncode != 0:
-            raise RuntimeError(f"{self.name}: prosodyctl register {user} {domain} failed "
-                               f"({r.returncode}): {r.stdout}{r.stderr}")
+        self.set_password(user, domain, password)
         if chown:
             _chown_tree(self.data_path, PROSODY_USER)
+
+    def check_config(self) -> tuple[bool, str]:
+        """`prosodyctl check config` on this instance's file: (passed, output)."""
+        try:
+            _check_reachable(self.root, PROSODY_USER)
+        except RuntimeError as e:
+            return False, str(e)
+        r = subprocess.run(["prosodyctl", "--config", str(self.config_path), "check", "config"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                           env=self._env())
+        return r.returncode == 0, (r.stdout + r.stderr).strip()
 
     def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
@@ -228,11 +402,20 @@ class ProsodyInstance:
         the c2s port accepts."""
         if self.running():
             return
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self, cpu: Optional[int] = None) -> None:
+        """Start the process and return at once (see wait_ready). `cpu` overrides spec.cpu."""
+        self._close_stdout()
         self._stdout = open(self.stdout_path, "ab")
         self.proc = procs.spawn(
             ["prosody", "--config", str(self.config_path), "-F"],
-            user=PROSODY_USER, cpu=self.spec.cpu, stdout=self._stdout, stderr=subprocess.STDOUT,
-            env=self._env(), cwd=str(self.root))
+            user=PROSODY_USER, cpu=self.spec.cpu if cpu is None else cpu, stdout=self._stdout,
+            stderr=subprocess.STDOUT, env=self._env(), cwd=str(self.root))
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Wait until the c2s port accepts; on failure stop it and raise with the log tails."""
         try:
             wait_port(self.spec.interface, self.spec.port, timeout=timeout, proc=self.proc,
                       what=f"prosody {self.name}")

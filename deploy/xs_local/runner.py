@@ -1,5 +1,10 @@
-"""The local runner: a shard plan -> N Prosody instances, each pinned to its own core, behind
-the proxy. Foreground; Ctrl-C or SIGTERM stops everything. Entry point: deploy/run-local.
+"""`run`: the local, no-systemd runner. A shard plan -> N Prosody instances, each pinned to its
+own core as the prosody user, behind the proxy; foreground, logs streamed with a prefix;
+Ctrl-C or SIGTERM stops everything; a crashed instance is reported loudly and restarted with
+back-off. It generates the shard (generate.py, the same files `generate` writes) into --out or a
+temporary directory, registers the accounts, then starts the processes.
+
+Entry points: `xmpp-shard-deploy run` and its alias deploy/run-local (scripts/run.sh).
 """
 
 from __future__ import annotations
@@ -12,17 +17,31 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 from . import procs
-from .plan import PlanError, expand, load_plan
+from .generate import GenerateError, generate
+from .plan import PlanError, load_plan
 from .ports import free_port, port_is_free, wait_port
-from .prosody import ProsodyInstance, make_base_dir
+from .prosody import PROSODY_USER, ProsodyInstance, _check_reachable, make_base_dir, require_prosody
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLAN = REPO / "deploy" / "plans" / "local.toml"
 DEFAULT_PROXY = REPO / "build" / "bin" / "xmpp-shard-proxy"
+
+BACKOFF_FIRST = 1.0       # seconds before the first restart of a crashed instance
+BACKOFF_MAX = 30.0        # doubling up to this
+BACKOFF_RESET = 60.0      # up this long: the next crash starts again at BACKOFF_FIRST
+
+
+def default_proxy_bin() -> Path:
+    """build/bin/ of this checkout, else the one on PATH (the Debian package's)."""
+    if DEFAULT_PROXY.exists():
+        return DEFAULT_PROXY
+    found = shutil.which("xmpp-shard-proxy")
+    return Path(found) if found else DEFAULT_PROXY
 
 
 class Output:
@@ -51,12 +70,14 @@ def _pump_pipe(pipe, prefix: str, out: Output) -> None:
 
 
 def _tail_file(path: Path, prefix: str, out: Output, stop: threading.Event) -> None:
-    """Follow a file from its current end (Prosody writes its own log file)."""
+    """Follow a file from its start (the runner truncates the logs before starting)."""
     pos = 0
     buf = b""
     while True:
         try:
             with open(path, "rb") as f:
+                if f.seek(0, 2) < pos:      # truncated underneath us
+                    pos = 0
                 f.seek(pos)
                 chunk = f.read()
         except FileNotFoundError:
@@ -75,28 +96,40 @@ def _tail_file(path: Path, prefix: str, out: Output, stop: threading.Event) -> N
             stop.wait(0.2)
 
 
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("plan", nargs="?", default=str(DEFAULT_PLAN),
+                    help=f"shard plan (default: {DEFAULT_PLAN})")
+    ap.add_argument("--port", type=int, default=None,
+                    help="proxy port (default: the plan's, 5222, if free, else a free port)")
+    ap.add_argument("--proxy", default=None,
+                    help=f"proxy binary (default: {DEFAULT_PROXY} if built, else xmpp-shard-proxy on PATH)")
+    ap.add_argument("--out", default=None,
+                    help="directory for the generated shard, data and logs (default: a temporary "
+                         "one, removed on exit)")
+    ap.add_argument("--instances", default=None,
+                    help='override the plan\'s instance count ("auto" or a number)')
+    ap.add_argument("--free-ports", action="store_true",
+                    help="give the instances free ports instead of the plan's")
+    ap.add_argument("--force", action="store_true",
+                    help="overwrite files in --out that generate did not write")
+    ap.add_argument("--quiet-logs", action="store_true", help="do not stream Prosody logs")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(
         prog="run-local",
         description="Run local Prosody instances (one per core) behind xmpp-shard-proxy, "
                     "in the foreground. Ctrl-C stops everything.")
-    ap.add_argument("plan", nargs="?", default=str(DEFAULT_PLAN),
-                    help=f"shard plan (default: {DEFAULT_PLAN.relative_to(REPO)})")
-    ap.add_argument("--port", type=int, default=None,
-                    help="proxy port (default: the plan's, 5222, if free, else a free port)")
-    ap.add_argument("--proxy", default=str(DEFAULT_PROXY),
-                    help=f"proxy binary (default: {DEFAULT_PROXY.relative_to(REPO)})")
-    ap.add_argument("--out", default=None,
-                    help="directory for configs, data and logs (default: a temporary one, "
-                         "removed on exit)")
-    ap.add_argument("--instances", default=None,
-                    help='override the plan\'s instance count ("auto" or a number)')
-    ap.add_argument("--quiet-logs", action="store_true", help="do not stream Prosody logs")
+    add_arguments(ap)
     return ap.parse_args(argv)
 
 
+def _connect_host(listen: str) -> str:
+    return "127.0.0.1" if listen in ("0.0.0.0", "", "::", "[::]") else listen.strip("[]")
+
+
 def choose_proxy_port(listen: str, wanted: Optional[int], plan_port: int) -> int:
-    host = "127.0.0.1" if listen in ("0.0.0.0", "", "::", "[::]") else listen.strip("[]")
+    host = _connect_host(listen)
     if wanted is not None:
         if wanted and not port_is_free(wanted, host):
             raise SystemExit(f"run-local: port {wanted} on {host} is taken")
@@ -106,19 +139,53 @@ def choose_proxy_port(listen: str, wanted: Optional[int], plan_port: int) -> int
     return free_port(host)
 
 
+def choose_instance_ports(plan, free: bool, avoid: set[int]) -> tuple[list[int], bool]:
+    """The plan's ports if every one is free, else free ones. Returns (ports, planned)."""
+    wanted = plan.instance_ports()
+    if not free and all(p not in avoid and port_is_free(p, plan.interface) for p in wanted):
+        return wanted, True
+    ports: list[int] = []
+    while len(ports) < plan.instances:
+        p = free_port(plan.interface)
+        if p not in avoid and p not in ports:
+            ports.append(p)
+    return ports, False
+
+
+class Supervised:
+    """One instance under the runner: restarts with back-off after a crash."""
+
+    def __init__(self, inst: ProsodyInstance, cpu: Optional[int]):
+        self.inst = inst
+        self.cpu = cpu
+        self.started_at = 0.0
+        self.backoff = BACKOFF_FIRST
+        self.restart_at: Optional[float] = None
+        self.crashes = 0
+
+    def spawn(self) -> None:
+        self.inst.spawn(cpu=self.cpu)
+        self.started_at = time.monotonic()
+
+
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return run(parse_args(sys.argv[1:] if argv is None else argv), prog="run-local")
+
+
+def run(args, prog: str = "xmpp-shard-deploy run") -> int:
     out = Output()
-    proxy_bin = Path(args.proxy)
+    t_start = time.monotonic()
+    proxy_bin = Path(args.proxy) if args.proxy else default_proxy_bin()
     if not (proxy_bin.is_file() and os.access(proxy_bin, os.X_OK)):
-        print(f"run-local: proxy binary {proxy_bin} not found or not executable; build it with\n"
+        print(f"{prog}: proxy binary {proxy_bin} not found or not executable; build it with\n"
               f"  cmake -S {REPO} -B {REPO}/build -DCMAKE_BUILD_TYPE=Release && "
               f"cmake --build {REPO}/build -j2\nor pass --proxy BIN", file=sys.stderr)
         return 2
     try:
         plan = load_plan(args.plan, instances=args.instances)
-    except (PlanError, OSError, ValueError) as e:
-        print(f"run-local: {e}", file=sys.stderr)
+        require_prosody()
+    except (PlanError, OSError, ValueError, RuntimeError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
 
     temp = args.out is None
@@ -139,7 +206,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    instances: list[ProsodyInstance] = []
+    sup: list[Supervised] = []
     proxy: Optional[subprocess.Popen] = None
     proxy_pump: Optional[threading.Thread] = None
     pumps: list[threading.Thread] = []
@@ -147,41 +214,53 @@ def main(argv=None) -> int:
     rc = 0
     try:
         listen_port = choose_proxy_port(plan.listen, args.port, plan.port)
-        ports = [free_port() for _ in range(plan.instances)]
-        layout = expand(plan, ports, listen_port=listen_port)
-        host = "127.0.0.1" if plan.listen in ("0.0.0.0", "::", "[::]") else plan.listen.strip("[]")
+        ports, planned = choose_instance_ports(plan, args.free_ports, {listen_port})
+        host = _connect_host(plan.listen)
+        overrides = {"drain_timeout": "5s"}
         if "metrics" not in plan.proxy:
-            layout.proxy.proxy["metrics"] = (
-                "127.0.0.1:9464" if port_is_free(9464) else f"127.0.0.1:{free_port()}")
-
+            overrides["metrics"] = ("127.0.0.1:9464" if port_is_free(9464) and 9464 not in ports
+                                    else f"127.0.0.1:{free_port()}")
+        try:
+            layout, _res, _notes = generate(plan, base, force=args.force, ports=ports,
+                                            listen_port=listen_port, proxy_overrides=overrides)
+        except GenerateError as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 1
+        proxy_cfg = base / "proxy.toml"
         accounts_file = base / "accounts.txt"
-        with open(os.open(accounts_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write("# jid password   (generated by run-local)\n")
-            for a in layout.accounts:
-                f.write(f"{a.jid} {a.password}\n")
-        proxy_cfg = layout.proxy.write(base / "proxy.toml")
 
         chk = subprocess.run([str(proxy_bin), "--config", str(proxy_cfg), "--check"],
                              capture_output=True, text=True, timeout=30)
         if chk.returncode != 0:
-            print(f"run-local: the proxy rejects the generated config {proxy_cfg}:\n"
+            print(f"{prog}: the proxy rejects the generated config {proxy_cfg}:\n"
                   f"{chk.stdout}{chk.stderr}", file=sys.stderr)
             return 1
 
+        ncpu = len(os.sched_getaffinity(0))
+        cores = sorted(os.sched_getaffinity(0))
         for spec in layout.instances:
-            inst = ProsodyInstance(spec, base)
-            instances.append(inst)
-            inst.prepare(fresh=True)
-        for inst in instances:
-            if stop_evt.is_set():
-                return 130
-            inst.start()
+            inst = ProsodyInstance(spec, base / "prosody")
+            cpu = spec.cpu if spec.cpu is None or spec.cpu in cores else cores[spec.cpu % ncpu]
+            sup.append(Supervised(inst, cpu))
+            _check_reachable(inst.root, PROSODY_USER)
+            for f in (inst.log_path, inst.stdout_path):     # each run's logs start empty
+                if f.exists():
+                    f.write_bytes(b"")
+            inst.paths.pidfile.unlink(missing_ok=True)
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(lambda s: s.inst.ensure_accounts(s.inst.spec.accounts), sup))
+        if stop_evt.is_set():
+            return 130
+        for s in sup:
+            s.spawn()
             if not args.quiet_logs:
-                for path, tag in ((inst.log_path, inst.name), (inst.stdout_path, inst.name + "/out")):
+                for path, tag in ((s.inst.log_path, s.inst.name), (s.inst.stdout_path, s.inst.name + "/out")):
                     t = threading.Thread(target=_tail_file, args=(path, f"[{tag}]", out, tail_stop),
                                          daemon=True)
                     t.start()
                     pumps.append(t)
+        for s in sup:
+            s.inst.wait_ready()
 
         proxy = procs.spawn([str(proxy_bin), "--config", str(proxy_cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -190,35 +269,56 @@ def main(argv=None) -> int:
         proxy_pump.start()
         pumps.append(proxy_pump)
         wait_port(host, listen_port, timeout=10, proc=proxy, what="xmpp-shard-proxy")
+        up_secs = time.monotonic() - t_start
 
-        lines = ["xmpp-shard local run is up. Ctrl-C stops everything.",
+        metrics = layout.proxy.proxy.get("metrics")
+        lines = [f"xmpp-shard local run is up in {up_secs:.1f}s. Ctrl-C stops everything.",
                  f"  proxy      {host}:{listen_port}   (pid {proxy.pid}, config {proxy_cfg})",
-                 f"  metrics    http://{layout.proxy.proxy.get('metrics')}/metrics"
-                 if layout.proxy.proxy.get("metrics") else "  metrics    off"]
-        for inst in instances:
+                 f"  metrics    http://{metrics}/metrics" if metrics else "  metrics    off"]
+        for s in sup:
+            inst = s.inst
             doms = ", ".join(inst.spec.domains) or "-"
             mucs = ", ".join(m.domain for m in inst.spec.mucs)
-            lines.append(f"  {inst.name:<10} {inst.address:<16} core {inst.spec.cpu}  pid {inst.pid}  "
+            lines.append(f"  {inst.name:<10} {inst.address:<16} core {s.cpu}  pid {inst.pid}  "
                          f"hosts: {doms}" + (f"  muc: {mucs}" if mucs else ""))
         for r in layout.proxy.routes:
             lines.append(f"  route {r.get('name', r['domains'][0])}: {', '.join(r['domains'])} -> "
                          f"{', '.join(r['backends'])}" + (f" ({r['balance']})" if 'balance' in r else ""))
-        ncpu = len(os.sched_getaffinity(0))
-        if len(instances) > ncpu:
-            lines.append(f"  note       {len(instances)} instances on {ncpu} cores: some share a core")
-        lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts)")
-        lines.append(f"  files      {base}" + ("  (temporary, removed on exit)" if temp else ""))
+        if len(sup) > ncpu:
+            lines.append(f"  note       {len(sup)} instances on {ncpu} cores: some share a core")
+        if not planned:
+            lines.append("  note       the plan's instance ports were taken (or --free-ports): "
+                         "free ones are used")
+        lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts, mode 0600)")
+        if layout.jitsi is not None:
+            lines.append(f"  jitsi      snippets in {base / 'jitsi'}")
+        lines.append(f"  files      {base}" + ("  (temporary, removed on exit)" if temp else "")
+                     + f"; what goes where: {base / 'REPORT.txt'}")
         out.line("", "\n".join(lines))
 
-        reported: set[str] = set()
         while not stop_evt.is_set():
-            for inst in instances:
-                if inst.name not in reported and not inst.running():
-                    reported.add(inst.name)
-                    out.banner(f"PROSODY INSTANCE {inst.name} ({inst.address}, core {inst.spec.cpu}) "
+            now = time.monotonic()
+            for s in sup:
+                inst = s.inst
+                if s.restart_at is None and not inst.running():
+                    s.crashes += 1
+                    if now - s.started_at > BACKOFF_RESET:
+                        s.backoff = BACKOFF_FIRST
+                    s.restart_at = now + s.backoff
+                    out.banner(f"PROSODY INSTANCE {inst.name} ({inst.address}, core {s.cpu}) "
                                f"DIED with exit code {inst.proc.returncode}.\n"
                                f"Its domains are unserved now: {', '.join(inst.spec.domains)}\n"
+                               f"Restarting it in {s.backoff:g}s (crash #{s.crashes}).\n"
                                f"Log: {inst.log_path}\n--- last lines ---\n{inst.log_tail(15)}")
+                    s.backoff = min(s.backoff * 2, BACKOFF_MAX)
+                elif s.restart_at is not None and now >= s.restart_at:
+                    s.restart_at = None
+                    try:
+                        s.spawn()
+                        out.line("[run-local]", f"restarted {inst.name} (pid {inst.pid})")
+                    except OSError as e:
+                        out.line("[run-local]", f"could not restart {inst.name}: {e}")
+                        s.started_at = now
             if proxy.poll() is not None:
                 out.banner(f"xmpp-shard-proxy DIED with exit code {proxy.returncode}; stopping.")
                 rc = 1
@@ -234,10 +334,10 @@ def main(argv=None) -> int:
             if proxy_pump is not None:
                 proxy_pump.join(timeout=2)      # its last lines before ours
             out.line("[run-local]", f"proxy exited with code {prc}")
-        for inst in instances:
-            if inst.running():
-                irc = inst.kill() if signals["count"] > 1 else inst.stop(timeout=10)
-                out.line("[run-local]", f"{inst.name} exited with code {irc}")
+        for s in sup:
+            if s.inst.running():
+                irc = s.inst.kill() if signals["count"] > 1 else s.inst.stop(timeout=10)
+                out.line("[run-local]", f"{s.inst.name} exited with code {irc}")
         tail_stop.set()
         for t in pumps:
             t.join(timeout=2)

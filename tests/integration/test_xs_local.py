@@ -62,7 +62,7 @@ def test_prosody_config_is_self_contained(tmp_path):
     spec = InstanceSpec("x", 12345, hosts=[VirtualHost("a.test"), VirtualHost("g.a.test", "anonymous")],
                         mucs=[Muc("conference.a.test")])
     text = render_config(spec, tmp_path)
-    for line in ["daemonize = false", "c2s_ports = { 12345 }", 'c2s_interfaces = { "127.0.0.1" }',
+    for line in ["c2s_ports = { 12345 }", 'c2s_interfaces = { "127.0.0.1" }',
                  "s2s_ports = { }", "http_ports = { }", "https_ports = { }", "c2s_direct_tls_ports = { }",
                  'modules_disabled = { "s2s" }', "c2s_require_encryption = false",
                  "allow_unencrypted_plain_auth = true", 'VirtualHost "a.test"',

@@ -1,0 +1,430 @@
+"""The Jitsi preset of a shard plan: the [jitsi] table -> hosts, MUCs and service users on the
+right instances, and the HOCON snippets for jicofo.conf, jvb.conf and jibri.conf (plus Jigasi's
+sip-communicator.properties lines).
+
+The shape, for domain D (see deploy/README.md for the reasoning):
+
+  client instance   D (conference.D), guest.D (anonymous), auth.D: focus (jicofo's Client
+                    connection); recorder.D: recorder (Jibri's call login) when Jibri is on.
+                    internal.auth.D holds the breweries placed on this instance.
+  brewery instance  the service domain (default auth.jvb.D) with jvb, focus (jicofo's Service
+                    connection) and the users of the breweries placed there;
+                    internal.auth.jvb.D holds JvbBrewery (and JibriBrewery / JigasiBrewery if
+                    they are placed there).
+  tenant pool       each extra client tenant T gets T, conference.T, guest.T, auth.T (focus) on
+                    one pool instance, chosen by rendezvous hash of T over the pool instances'
+                    names (the proxy's own hash), so growing the pool moves only some tenants.
+                    Each tenant is served by its own jicofo (jicofo-T.conf), which reaches the
+                    bridges over a Service connection with its own resource.
+
+Why at most two brewery instances: jicofo has exactly two XMPP connections, `Client` and
+`Service` (jicofo.{bridge,jibri,jigasi}.xmpp-connection-name), and Prosody instances do not
+federate here (s2s is off), so a brewery must live either on the client instance or on the one
+Service instance. A guest domain must live next to the conference MUC its users join.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .planmodel import AUTHS, HostPlan, Problems, check_keys, is_int, norm_domain, str_list
+from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL
+
+KINDS = ("jvb", "jibri", "jigasi")
+ROOMS = {"jvb": "JvbBrewery", "jibri": "JibriBrewery", "jigasi": "JigasiBrewery"}
+KEYS = {"domain", "auth", "guests", "client", "jvb", "jibri", "jigasi", "service_domain",
+        "bridges", "tenants", "pool", "xmpp_host"}
+
+
+# --------------------------------------------------------------------------------------------
+# rendezvous: the proxy's hash (routing/rendezvous.cpp), so placements agree everywhere
+
+_M64 = (1 << 64) - 1
+
+
+def _fnv1a(h: int, data: bytes) -> int:
+    for c in data:
+        h = ((h ^ c) * 0x100000001B3) & _M64
+    return h
+
+
+def _mix(x: int) -> int:
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _M64
+    x ^= x >> 31
+    return x
+
+
+def rendezvous_score(key: str, name: str) -> int:
+    h = _fnv1a(0xCBF29CE484222325, key.encode())
+    h = ((h ^ 0xFF) * 0x100000001B3) & _M64
+    return _mix(_fnv1a(h, name.encode()))
+
+
+def rendezvous_pick(key: str, names: list[str]) -> int:
+    """Index of the highest-scoring name (ties by name, then position), as the proxy ranks."""
+    return sorted(range(len(names)), key=lambda i: (-rendezvous_score(key, names[i]), names[i], i))[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the plan table
+
+@dataclass
+class JitsiPlan:
+    domain: str
+    auth: str = AUTH_ANONYMOUS             # the client domain's authentication (stock: anonymous)
+    guests: bool = False                   # guest.D (anonymous) next to the conference MUC
+    client: int = 0
+    jvb: int = 1
+    jibri: Optional[int] = None
+    jigasi: Optional[int] = None
+    service_domain: str = ""
+    bridges: int = 1
+    tenants: list[str] = field(default_factory=list)
+    pool: Optional[list[int]] = None       # None: the instances no role uses, else all
+    xmpp_host: Optional[str] = None        # where components reach the proxy
+
+    def brewery_instance(self, kind: str) -> Optional[int]:
+        return getattr(self, kind)
+
+    def service_instance(self) -> Optional[int]:
+        others = {getattr(self, k) for k in KINDS if getattr(self, k) is not None} - {self.client}
+        return next(iter(others)) if len(others) == 1 else None
+
+
+def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
+    if not check_keys(t, KEYS, "[jitsi]", problems):
+        return None
+    before = len(problems.items)
+    dom = norm_domain(t.get("domain"), "[jitsi] domain", problems)
+    auth = t.get("auth", AUTH_ANONYMOUS)
+    if auth not in AUTHS:
+        problems.add("[jitsi] auth", f"must be {AUTHS[0]!r} or {AUTHS[1]!r}, got {auth!r}")
+    guests = t.get("guests", False)
+    if not isinstance(guests, bool):
+        problems.add("[jitsi] guests", f"must be true or false, got {guests!r}")
+
+    def inst(key: str, default, optional: bool = False):
+        v = t.get(key, default)
+        if optional and v is False:
+            return None
+        if not is_int(v) or not (0 <= v < n):
+            allowed = "false or " if optional else ""
+            problems.add(f"[jitsi] {key}", f"must be {allowed}an instance index in 0..{n - 1}, got {v!r}")
+            return None
+        return v
+
+    client = inst("client", 0)
+    jvb = inst("jvb", 1 if n > 1 else 0)
+    jibri = inst("jibri", False, optional=True)
+    jigasi = inst("jigasi", False, optional=True)
+    bridges = t.get("bridges", 1)
+    if not is_int(bridges) or not (1 <= bridges <= 64):
+        problems.add("[jitsi] bridges", f"must be an integer in 1..64, got {bridges!r}")
+    service = t.get("service_domain", f"auth.jvb.{dom}" if dom else None)
+    service = norm_domain(service, "[jitsi] service_domain", problems) if service else None
+    tenants = []
+    for i, d in enumerate(str_list(t.get("tenants"), "[jitsi] tenants", problems)):
+        nd = norm_domain(d, f"[jitsi] tenants[{i}]", problems)
+        if nd:
+            tenants.append(nd)
+    pool = None
+    if "pool" in t:
+        pool = t["pool"]
+        if (not isinstance(pool, list) or not pool
+                or not all(is_int(p) and 0 <= p < n for p in pool) or len(set(pool)) != len(pool)):
+            problems.add("[jitsi] pool", f"must be a non-empty list of distinct instance indexes "
+                                         f"in 0..{n - 1}, got {pool!r}")
+            pool = None
+    xmpp_host = t.get("xmpp_host")
+    if xmpp_host is not None and (not isinstance(xmpp_host, str) or not xmpp_host):
+        problems.add("[jitsi] xmpp_host", f"must be a host name or address, got {xmpp_host!r}")
+    if len(problems.items) > before:
+        return None
+
+    jp = JitsiPlan(dom, auth, guests, client, jvb, jibri, jigasi, service, bridges, tenants, pool,
+                   xmpp_host)
+    placed = {k: getattr(jp, k) for k in KINDS if getattr(jp, k) is not None}
+    others = sorted({v for v in placed.values()} - {client})
+    if len(others) > 1:
+        where = ", ".join(f"{k} = {v}" for k, v in placed.items() if v != client)
+        bad = [k for k, v in placed.items() if v not in (client, jvb)] or ["jibri", "jigasi"]
+        problems.add(f"[jitsi] {bad[0]}",
+                     f"the breweries sit on instances {others} besides the client instance "
+                     f"{client} ({where}): jicofo has only two XMPP connections, Client (instance "
+                     f"{client}) and Service (one more instance), so every brewery must be on "
+                     f"instance {client} or on the same single other instance")
+        return None
+    if service and client is not None and service == f"auth.{dom}":
+        problems.add("[jitsi] service_domain", f"{service} is the client side's auth domain")
+        return None
+    return jp
+
+
+def pool_of(jp: JitsiPlan, n: int) -> list[int]:
+    if jp.pool is not None:
+        return list(jp.pool)
+    used = {jp.client} | {getattr(jp, k) for k in KINDS if getattr(jp, k) is not None}
+    rest = [i for i in range(n) if i not in used]
+    return rest or list(range(n))
+
+
+@dataclass
+class Side:
+    """One jicofo's client side: a domain with its conference MUC and auth domain."""
+    domain: str
+    instance: int
+    tenant: bool = False
+
+    @property
+    def conference(self) -> str:
+        return f"conference.{self.domain}"
+
+    @property
+    def auth_domain(self) -> str:
+        return f"auth.{self.domain}"
+
+    @property
+    def guest(self) -> str:
+        return f"guest.{self.domain}"
+
+
+@dataclass
+class Brewery:
+    kind: str
+    instance: int
+    auth_domain: str
+
+    @property
+    def muc(self) -> str:
+        return f"internal.{self.auth_domain}"
+
+    @property
+    def room(self) -> str:
+        return ROOMS[self.kind]
+
+    @property
+    def jid(self) -> str:
+        return f"{self.room}@{self.muc}"
+
+
+@dataclass
+class JitsiLayout:
+    plan: JitsiPlan
+    main: Side
+    tenants: list[Side]
+    breweries: dict[str, Brewery]
+
+    @property
+    def service_instance(self) -> Optional[int]:
+        return self.plan.service_instance()
+
+
+def layout(jp: JitsiPlan, names: list[str]) -> JitsiLayout:
+    n = len(names)
+    main = Side(jp.domain, jp.client)
+    pool = pool_of(jp, n)
+    tenants = [Side(t, pool[rendezvous_pick(t, [names[i] for i in pool])], tenant=True)
+               for t in jp.tenants]
+    brews = {}
+    for k in KINDS:
+        i = getattr(jp, k)
+        if i is None:
+            continue
+        brews[k] = Brewery(k, i, main.auth_domain if i == jp.client else jp.service_domain)
+    return JitsiLayout(jp, main, tenants, brews)
+
+
+def hosts(jl: JitsiLayout) -> list[HostPlan]:
+    """The preset's [[host]]s, in a stable order."""
+    jp = jl.plan
+    out: list[HostPlan] = []
+
+    def side(s: Side, with_breweries: bool) -> None:
+        origin = f"[jitsi] tenants ({s.domain})" if s.tenant else "[jitsi] domain"
+        role = "jitsi-tenant" if s.tenant else ""
+        out.append(HostPlan(s.domain, s.instance, jp.auth, muc=[s.conference], origin=origin, role=role))
+        if jp.guests:
+            out.append(HostPlan(s.guest, s.instance, AUTH_ANONYMOUS, origin=origin + " guests", role=role))
+        here = [b for b in jl.breweries.values() if with_breweries and b.instance == s.instance]
+        out.append(HostPlan(s.auth_domain, s.instance, AUTH_INTERNAL,
+                            muc=[f"internal.{s.auth_domain}"] if here else [],
+                            accounts=["focus"] + [b.kind for b in here], admins=["focus"],
+                            muc_options={"muc_room_default_public_jids": True} if here else {},
+                            origin=origin + " (auth domain)", role=role))
+        if not s.tenant and "jibri" in jl.breweries:
+            out.append(HostPlan(f"recorder.{s.domain}", s.instance, AUTH_INTERNAL,
+                                accounts=["recorder"], origin="[jitsi] jibri (recorder domain)"))
+
+    side(jl.main, with_breweries=True)
+    s = jl.service_instance
+    if s is not None:
+        kinds = [b.kind for b in jl.breweries.values() if b.instance == s]
+        out.append(HostPlan(jp.service_domain, s, AUTH_INTERNAL, muc=[f"internal.{jp.service_domain}"],
+                            accounts=kinds + ["focus"], admins=["focus"],
+                            muc_options={"muc_room_default_public_jids": True},
+                            origin="[jitsi] service_domain"))
+    for t in jl.tenants:
+        side(t, with_breweries=False)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# snippets (HOCON for jicofo, jvb, jibri; Java properties for jigasi)
+
+def hq(s: str) -> str:
+    """A HOCON quoted string (JSON string syntax is valid HOCON)."""
+    return json.dumps(s)
+
+
+HEADER = ("# Generated by xmpp-shard-deploy from {src}. Contains passwords: keep it mode 0600.\n"
+          "# Merge into {target}; every XMPP connection goes to the proxy ({host}:{port}),\n"
+          "# which routes it by domain to the right Prosody instance.\n")
+
+
+@dataclass
+class Endpoint:
+    host: str
+    port: int
+    use_tls: bool
+    verify: bool
+
+
+def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str) -> str:
+    """jicofo.conf for the jicofo serving `side` (the main domain, or one tenant)."""
+    main = jl.main
+    own_instance = side.instance
+    resource = "focus" if not side.tenant else f"focus-{side.domain}"
+    brew = dict(jl.breweries)
+    if side.tenant:
+        brew = {k: b for k, b in brew.items() if k == "jvb"}
+    service = next((b for b in brew.values() if b.instance != own_instance), None)
+    L = [HEADER.format(src=src, target="/etc/jitsi/jicofo/jicofo.conf" if not side.tenant
+                       else f"the jicofo.conf of the jicofo serving {side.domain}",
+                       host=ep.host, port=ep.port).rstrip("\n")]
+    if side.tenant:
+        L.append(f"# Tenant {side.domain}: its own jicofo; the bridges are shared (JvbBrewery on "
+                 f"instance {brew['jvb'].instance}).")
+    L += ["jicofo {", "  xmpp {", "    client {",
+          "      enabled = true",
+          f"      hostname = {hq(ep.host)}",
+          f"      port = {ep.port}",
+          f"      domain = {hq(side.auth_domain)}",
+          f"      xmpp-domain = {hq(side.domain)}",
+          '      username = "focus"',
+          f"      password = {hq(pw(f'focus@{side.auth_domain}'))}",
+          f"      conference-muc-jid = {hq(side.conference)}",
+          f"      disable-certificate-verification = {str(not ep.verify).lower()}",
+          f"      use-tls = {str(ep.use_tls).lower()}",
+          "    }"]
+    if service is not None:
+        L += ["    service {",
+              "      enabled = true",
+              f"      hostname = {hq(ep.host)}",
+              f"      port = {ep.port}",
+              f"      domain = {hq(service.auth_domain)}",
+              f"      xmpp-domain = {hq(service.auth_domain)}",
+              '      username = "focus"',
+              f"      resource = {hq(resource)}",
+              f"      password = {hq(pw(f'focus@{service.auth_domain}'))}",
+              f"      disable-certificate-verification = {str(not ep.verify).lower()}",
+              f"      use-tls = {str(ep.use_tls).lower()}",
+              "    }"]
+    if "jibri" in brew and not side.tenant:
+        L.append(f"    trusted-domains = [ {hq('recorder.' + main.domain)} ]")
+    L.append("  }")
+    for kind, section in (("jvb", "bridge"), ("jibri", "jibri"), ("jigasi", "jigasi")):
+        b = brew.get(kind)
+        if b is None:
+            continue
+        conn = "Client" if b.instance == own_instance else "Service"
+        L += [f"  {section} {{",
+              f"    brewery-jid = {hq(b.jid)}",
+              f"    xmpp-connection-name = {conn}",
+              "  }"]
+    L += ["}", ""]
+    return "\n".join(L)
+
+
+def jvb_conf(jl: JitsiLayout, k: int, ep: Endpoint, pw, src: str) -> str:
+    b = jl.breweries["jvb"]
+    nick = f"jvb-{k}"
+    L = [HEADER.format(src=src, target=f"/etc/jitsi/videobridge/jvb.conf of bridge {k}",
+                       host=ep.host, port=ep.port).rstrip("\n"),
+         "# muc_nickname must be unique per bridge (one file per bridge: [jitsi] bridges).",
+         "videobridge {", "  apis {", "    xmpp-client {", "      configs {",
+         "        xmpp-shard {",
+         f"          hostname = {hq(ep.host)}",
+         f"          port = {ep.port}",
+         f"          domain = {hq(b.auth_domain)}",
+         '          username = "jvb"',
+         f"          password = {hq(pw(f'jvb@{b.auth_domain}'))}",
+         f"          muc_jids = {hq(b.jid)}",
+         f"          muc_nickname = {hq(nick)}",
+         f"          disable_certificate_verification = {str(not ep.verify).lower()}",
+         "        }", "      }", "    }", "  }", "}", ""]
+    return "\n".join(L)
+
+
+def jibri_conf(jl: JitsiLayout, ep: Endpoint, pw, src: str) -> str:
+    b = jl.breweries["jibri"]
+    main = jl.main
+    L = [HEADER.format(src=src, target="/etc/jitsi/jibri/jibri.conf", host=ep.host,
+                       port=ep.port).rstrip("\n"),
+         "# nickname must be unique per Jibri.",
+         "jibri {", "  api {", "    xmpp {", "      environments = [", "        {",
+         '          name = "xmpp-shard"',
+         f"          xmpp-server-hosts = [ {hq(ep.host)} ]",
+         f"          xmpp-domain = {hq(main.domain)}",
+         "          control-login {",
+         f"            domain = {hq(b.auth_domain)}",
+         f"            port = {ep.port}",
+         '            username = "jibri"',
+         f"            password = {hq(pw(f'jibri@{b.auth_domain}'))}",
+         "          }",
+         "          control-muc {",
+         f"            domain = {hq(b.muc)}",
+         f"            room-name = {hq(b.room)}",
+         '            nickname = "jibri-1"',
+         "          }",
+         "          call-login {",
+         f"            domain = {hq('recorder.' + main.domain)}",
+         '            username = "recorder"',
+         f"            password = {hq(pw(f'recorder@recorder.{main.domain}'))}",
+         "          }",
+         '          strip-from-room-domain = "conference."',
+         "          usage-timeout = 0",
+         f"          trust-all-xmpp-certs = {str(not ep.verify).lower()}",
+         "        }", "      ]", "    }", "  }", "}", ""]
+    return "\n".join(L)
+
+
+def jigasi_properties(jl: JitsiLayout, ep: Endpoint, pw, src: str) -> str:
+    import base64
+    b = jl.breweries["jigasi"]
+    main = jl.main
+    acc = "net.java.sip.communicator.impl.protocol.jabber.acc-xmpp-shard"
+    jid = f"jigasi@{b.auth_domain}"
+    L = [HEADER.format(src=src, target="/etc/jitsi/jigasi/sip-communicator.properties",
+                       host=ep.host, port=ep.port).rstrip("\n"),
+         "# The control account that joins the Jigasi brewery (PASSWORD is base64, as Jigasi reads it).",
+         "org.jitsi.jigasi.BREWERY_ENABLED=true",
+         f"{acc}=acc-xmpp-shard",
+         f"{acc}.ACCOUNT_UID=Jabber:{jid}@{ep.host}",
+         f"{acc}.USER_ID={jid}",
+         f"{acc}.PASSWORD={base64.b64encode(pw(jid).encode()).decode()}",
+         f"{acc}.IS_SERVER_OVERRIDDEN=true",
+         f"{acc}.SERVER_ADDRESS={ep.host}",
+         f"{acc}.SERVER_PORT={ep.port}",
+         f"{acc}.ALLOW_NON_SECURE={str(not ep.use_tls).lower()}",
+         f"{acc}.AUTO_GENERATE_RESOURCE=true",
+         f"{acc}.PROTOCOL=Jabber",
+         f"{acc}.IS_ACCOUNT_DISABLED=false",
+         f"{acc}.BREWERY={b.jid}",
+         f"{acc}.DOMAIN_BASE={main.domain}",
+         ""]
+    return "\n".join(L)
