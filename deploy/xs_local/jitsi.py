@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .planmodel import AUTHS, HostPlan, Problems, check_keys, is_int, norm_domain, str_list
-from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL
+from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, lua_str
 
 KINDS = ("jvb", "jibri", "jigasi")
 ROOMS = {"jvb": "JvbBrewery", "jibri": "JibriBrewery", "jigasi": "JigasiBrewery"}
 KEYS = {"domain", "auth", "guests", "client", "jvb", "jibri", "jigasi", "service_domain",
-        "bridges", "tenants", "pool", "xmpp_host"}
+        "bridges", "tenants", "pool", "xmpp_host", "http_port", "client_modules"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,6 +87,8 @@ class JitsiPlan:
     tenants: list[str] = field(default_factory=list)
     pool: Optional[list[int]] = None       # None: the instances no role uses, else all
     xmpp_host: Optional[str] = None        # where components reach the proxy
+    http_port: Optional[int] = None        # BOSH/WebSocket for browsers on the client instance
+    client_modules: list[str] = field(default_factory=list)   # more modules on the client domain
 
     def brewery_instance(self, kind: str) -> Optional[int]:
         return getattr(self, kind)
@@ -143,11 +145,15 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
     xmpp_host = t.get("xmpp_host")
     if xmpp_host is not None and (not isinstance(xmpp_host, str) or not xmpp_host):
         problems.add("[jitsi] xmpp_host", f"must be a host name or address, got {xmpp_host!r}")
+    http_port = t.get("http_port")
+    if http_port is not None and (not is_int(http_port) or not (1 <= http_port <= 65535)):
+        problems.add("[jitsi] http_port", f"must be a port number 1..65535, got {http_port!r}")
+    client_modules = str_list(t.get("client_modules"), "[jitsi] client_modules", problems)
     if len(problems.items) > before:
         return None
 
     jp = JitsiPlan(dom, auth, guests, client, jvb, jibri, jigasi, service, bridges, tenants, pool,
-                   xmpp_host)
+                   xmpp_host, http_port, client_modules)
     placed = {k: getattr(jp, k) for k in KINDS if getattr(jp, k) is not None}
     others = sorted({v for v in placed.values()} - {client})
     if len(others) > 1:
@@ -247,9 +253,13 @@ def hosts(jl: JitsiLayout) -> list[HostPlan]:
     def side(s: Side, with_breweries: bool) -> None:
         origin = f"[jitsi] tenants ({s.domain})" if s.tenant else "[jitsi] domain"
         role = "jitsi-tenant" if s.tenant else ""
-        out.append(HostPlan(s.domain, s.instance, jp.auth, muc=[s.conference], origin=origin, role=role))
+        web = ["bosh", "websocket"] if jp.http_port and not s.tenant else []
+        mods = [] if s.tenant else web + [m for m in jp.client_modules if m not in web]
+        out.append(HostPlan(s.domain, s.instance, jp.auth, muc=[s.conference], modules=mods,
+                            origin=origin, role=role))
         if jp.guests:
-            out.append(HostPlan(s.guest, s.instance, AUTH_ANONYMOUS, origin=origin + " guests", role=role))
+            out.append(HostPlan(s.guest, s.instance, AUTH_ANONYMOUS, modules=list(web),
+                                origin=origin + " guests", role=role))
         here = [b for b in jl.breweries.values() if with_breweries and b.instance == s.instance]
         out.append(HostPlan(s.auth_domain, s.instance, AUTH_INTERNAL,
                             muc=[f"internal.{s.auth_domain}"] if here else [],
@@ -428,3 +438,18 @@ def jigasi_properties(jl: JitsiLayout, ep: Endpoint, pw, src: str) -> str:
          f"{acc}.DOMAIN_BASE={main.domain}",
          ""]
     return "\n".join(L)
+
+
+def client_instance_lua(jp: JitsiPlan) -> str:
+    """Global lines for the client instance: Prosody's HTTP server for BOSH and WebSocket on
+    loopback (the web server in front, e.g. Jitsi's nginx, terminates TLS and proxies to it)."""
+    if not jp.http_port:
+        return ""
+    return "\n".join([
+        "-- [jitsi] http_port: BOSH and WebSocket for the browsers, behind the web server.",
+        f"http_ports = {{ {int(jp.http_port)} }}",
+        'http_interfaces = { "127.0.0.1" }',
+        f"http_default_host = {lua_str(jp.domain)}",
+        "consider_bosh_secure = true",
+        "consider_websocket_secure = true",
+    ])

@@ -301,6 +301,10 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
     if "jitsi" in data:
         plan.jitsi = jitsi_mod.parse_jitsi(data["jitsi"], n, pr)
         if plan.jitsi is not None:
+            hp = plan.jitsi.http_port
+            if hp and (hp in owner or hp == plan.port):
+                pr.add("[jitsi] http_port", f"port {hp} clashes with "
+                                            f"{owner.get(hp, 'the proxy ([plan] port)')}")
             for h in jitsi_mod.hosts(plan.jitsi_layout()):
                 claim(h.domain, h.origin)
                 for m in h.muc:
@@ -457,9 +461,11 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
     specs = []
     for i in range(plan.instances):
         ip = plan.instance_plans.get(i) or InstancePlan(i)
+        preset = (jitsi_mod.client_instance_lua(plan.jitsi)
+                  if plan.jitsi is not None and plan.jitsi.client == i else "")
         s = InstanceSpec(names[i], ports[i], cpu=ip.core if ip.core is not None else cpus[i % len(cpus)],
                          interface=plan.interface, tcp_backlog=ip.tcp_backlog, index=i,
-                         lua="\n".join(x for x in (plan.lua.strip("\n"), ip.lua.strip("\n")) if x))
+                         lua="\n".join(x for x in (preset, plan.lua.strip("\n"), ip.lua.strip("\n")) if x))
         if out is not None:
             d = Path(out) / "prosody" / names[i]
             tp = {**plan.paths, **ip.paths}

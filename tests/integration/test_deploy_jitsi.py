@@ -24,6 +24,7 @@ from deploy_support import (TOOL, Lines, authenticated_in, pid_alive, read_accou
                             stop_group, tool)
 from xs_clients import login, login_many
 from xs_local.jitsi import rendezvous_pick
+from xs_local.ports import free_port
 from xs_local.prosody import make_base_dir
 
 PLAN = """
@@ -54,6 +55,7 @@ jvb = 1
 jibri = 1
 jigasi = 0
 tenants = ["alpha.test", "beta.test", "gamma.test"]
+http_port = @HTTP@
 
 [proxy]
 workers = 1
@@ -65,7 +67,8 @@ NAMES = ["client", "brewery", "pool-a", "pool-b"]
 def jitsi_run(proxy_bin):
     base = make_base_dir("xs-deploy-jitsi-")
     plan = base / "jitsi4.toml"
-    plan.write_text(PLAN)
+    http = free_port()
+    plan.write_text(PLAN.replace("@HTTP@", str(http)))
     out = base / "out"
     t0 = time.monotonic()
     p = subprocess.Popen(["/usr/bin/python3", str(TOOL), "run", str(plan), "--out", str(out),
@@ -80,7 +83,7 @@ def jitsi_run(proxy_bin):
         pids = {name: int(pid) for name, pid in
                 re.findall(r"^\s+(client|brewery|pool-a|pool-b)\s+\S+\s+core \d+\s+pid (\d+)", lines.text(), re.M)}
         proxy_pid = int(lines.wait_for(r"\(pid (\d+), config", 5).group(1))
-        yield {"p": p, "lines": lines, "out": out, "plan": plan, "port": port, "pids": pids,
+        yield {"http": http, "p": p, "lines": lines, "out": out, "plan": plan, "port": port, "pids": pids,
                "proxy_pid": proxy_pid, "up": float(m.group(1)), "wall": wall}
     finally:
         stop_group(p)
@@ -173,6 +176,14 @@ def test_guest_lands_on_the_client_instance(jitsi_run):
     g = login(run["port"], "guest.meet.test", join="room1@conference.meet.test", nick="guest")
     assert g.ok and "110" in g.muc_codes, str(g)
     landed(run, g.bound.split("/")[0], "client")
+
+
+@pytest.mark.timeout(60)
+def test_the_client_instance_serves_bosh_for_the_browsers(jitsi_run):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{jitsi_run['http']}/http-bind", timeout=10) as r:
+        body = r.read().decode(errors="replace")
+    assert r.status == 200 and "BOSH" in body, body[:300]
 
 
 @pytest.mark.timeout(120)

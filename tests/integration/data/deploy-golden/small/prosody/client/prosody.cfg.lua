@@ -9,7 +9,6 @@ certificates = "@OUT@/prosody/client/certs"
 s2s_ports = { }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
-http_ports = { }
 https_ports = { }
 component_ports = { }
 modules_disabled = { "s2s" }
@@ -19,12 +18,21 @@ admins = { "focus@auth.meet.test" }
 -- lines (TLS terminated at the proxy, and the project's own trust module).
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
+-- From the shard plan:
+-- [jitsi] http_port: BOSH and WebSocket for the browsers, behind the web server.
+http_ports = { 25280 }
+http_interfaces = { "127.0.0.1" }
+http_default_host = "meet.test"
+consider_bosh_secure = true
+consider_websocket_secure = true
 
 VirtualHost "meet.test"
 	authentication = "internal_hashed"
+	modules_enabled = { "bosh", "websocket", "mam" }
 
 VirtualHost "guest.meet.test"
 	authentication = "anonymous"
+	modules_enabled = { "bosh", "websocket" }
 
 VirtualHost "auth.meet.test"
 	authentication = "internal_hashed"
