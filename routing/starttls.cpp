@@ -16,12 +16,8 @@ bool is_name(char c) {
 
 std::string starttls_offer(std::string_view from_domain, std::string_view content_ns,
                            std::string_view stream_id) {
-    std::string out = "<?xml version='1.0'?><stream:stream xmlns='";
-    out += xml_escape(content_ns.empty() ? std::string_view("jabber:client") : content_ns);
-    out += "' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'";
-    if (!from_domain.empty()) out += " from='" + xml_escape(from_domain) + "'";
-    if (!stream_id.empty()) out += " id='" + xml_escape(stream_id) + "'";
-    out += "><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
+    std::string out = stream_header_bytes(from_domain, content_ns, stream_id);
+    out += "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
            "</starttls></stream:features>";
     return out;
 }

@@ -29,26 +29,32 @@ std::string xml_escape(std::string_view s) {
     return out;
 }
 
-std::string stream_error_bytes(const StreamErrorSpec& spec) {
-    std::string_view ns = spec.content_ns.empty() ? kClientNs : spec.content_ns;
-    std::string out;
-    out.reserve(320 + spec.text.size() + spec.from_domain.size());
-    out += "<?xml version='1.0'?><stream:stream xmlns='";
-    out += xml_escape(ns);
+std::string stream_header_bytes(std::string_view from_domain, std::string_view content_ns,
+                                std::string_view stream_id) {
+    std::string out = "<?xml version='1.0'?><stream:stream xmlns='";
+    out += xml_escape(content_ns.empty() ? kClientNs : content_ns);
     out += "' xmlns:stream='";
     out += kStreamsNs;
     out += "' version='1.0'";
-    if (!spec.from_domain.empty()) {
+    if (!from_domain.empty()) {
         out += " from='";
-        out += xml_escape(spec.from_domain);
+        out += xml_escape(from_domain);
         out += '\'';
     }
-    if (!spec.stream_id.empty()) {
+    if (!stream_id.empty()) {
         out += " id='";
-        out += xml_escape(spec.stream_id);
+        out += xml_escape(stream_id);
         out += '\'';
     }
-    out += "><stream:error><";
+    out += '>';
+    return out;
+}
+
+std::string stream_error_bytes(const StreamErrorSpec& spec) {
+    std::string out;
+    out.reserve(320 + spec.text.size() + spec.from_domain.size());
+    if (spec.header) out += stream_header_bytes(spec.from_domain, spec.content_ns, spec.stream_id);
+    out += "<stream:error><";
     out += to_string(spec.condition);
     out += " xmlns='";
     out += kStreamsErrNs;

@@ -20,7 +20,14 @@ struct StreamErrorSpec {
     std::string_view other_host;
     // Stream id for the header; empty: no id attribute.
     std::string_view stream_id;
+    // False when the proxy has already sent its own stream header on this stream (after a
+    // STARTTLS offer): then only <stream:error/> and </stream:stream> are written.
+    bool header = true;
 };
+
+// The proxy's own opening stream header: <?xml version='1.0'?><stream:stream ...>.
+std::string stream_header_bytes(std::string_view from_domain, std::string_view content_ns,
+                                std::string_view stream_id);
 
 // Header + error + closing tag, ready to write to the client.
 std::string stream_error_bytes(const StreamErrorSpec& spec);

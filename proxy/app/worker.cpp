@@ -255,6 +255,12 @@ void Worker::on_pump_timer(uv_timer_t* t) {
     }
 }
 
+std::string Worker::stream_id() {
+    char buf[17];
+    snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng_()));
+    return buf;
+}
+
 void Worker::on_housekeeping(uv_timer_t* t) {
     auto* w = static_cast<Worker*>(t->data);
     w->log_.flush_summary(uv_now(&w->loop_));

@@ -9,6 +9,8 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <random>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -57,6 +59,10 @@ public:
     unsigned id() const { return id_; }
     metrics::WorkerStats& stats() { return *stats_; }
     void session_log(const SessionLogEntry& e) { log_.write(e, uv_now(&loop_)); }
+    // Scratch strings for TLS (decrypted input, records to send), reused by every session.
+    std::string& tls_plain() { return tls_plain_; }
+    std::string& tls_out() { return tls_out_; }
+    std::string stream_id();  // unpredictable id for the proxy's own stream headers
 
     // Admission queue per backend (sessions waiting for a slot). enqueue() fails when the
     // queue holds max_queue sessions already. pump() admits waiting sessions while slots are
@@ -97,6 +103,8 @@ private:
     SessionLog log_;
     std::map<upstream::BackendState*, std::deque<session::Session*>> queues_;
     bool pump_running_ = false;
+    std::string tls_plain_, tls_out_;
+    std::mt19937_64 rng_{std::random_device{}()};
     std::vector<std::unique_ptr<net::Acceptor>> listeners_;
     uv_timer_t resume_timer_{};
     bool accept_paused_ = false;

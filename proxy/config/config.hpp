@@ -17,12 +17,16 @@ class BackendState;
 namespace xs::net {
 class IpRateLimiter;
 }
+namespace xs::tls {
+class CertStore;
+}
 
 namespace xs::config {
 
 using Millis = std::chrono::milliseconds;
 
 enum class LogFormat { KeyValue, Json };
+enum class TlsMode { Passthrough, Terminate };
 enum class CheckKind { Stream, Tcp, None };
 
 // Every tunable and its default, in one place.
@@ -60,6 +64,8 @@ struct ListenerConfig {
     double per_ip_rate = 0;               // new connections per second per source address (0: off)
     unsigned per_ip_burst = 0;            // bucket size; 0: max(1, 2 * per_ip_rate)
     std::string see_other_host;           // admission refusals send <see-other-host/> with this
+    TlsMode tls = TlsMode::Passthrough;   // terminate: STARTTLS (or Direct TLS) ends at the proxy
+    bool direct_tls = false;              // XEP-0368: TLS from the first byte
 };
 
 struct BackendConfig {
@@ -81,6 +87,7 @@ struct BackendConfig {
     Millis queue_timeout{10'000};      // a session waiting longer is refused
     unsigned max_sessions = 0;         // live sessions; 0: no limit
     std::string probe_domain;          // 'to' of the stream check: first exact domain routed here
+    bool proxy_protocol_v2 = false;    // send a PROXY v2 header (client address, TLS) first
 };
 
 struct Config {
@@ -90,6 +97,8 @@ struct Config {
     std::vector<ListenerConfig> listeners;
     std::vector<BackendConfig> backends;  // same order as routes->backends()
     std::shared_ptr<const routing::RouteTable> routes;
+    // Certificates of the terminating listeners ([[certificate]]); null when there are none.
+    std::shared_ptr<const tls::CertStore> certs;
     // Runtime state per backend (same order as backends), attached by the daemon before the
     // config is published; shared across reloads by backend name.
     std::vector<std::shared_ptr<upstream::BackendState>> states;

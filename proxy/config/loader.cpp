@@ -13,6 +13,7 @@
 
 #include "config/values.hpp"
 #include "routing/domain.hpp"
+#include "tls/tls_context.hpp"
 #include "routing/stream_header_sniffer.hpp"
 
 namespace xs::config {
@@ -32,7 +33,7 @@ public:
             add(e.source(), std::string(e.description()));
             return finish();
         }
-        known_keys(root, {"proxy", "listener", "backend", "route"});
+        known_keys(root, {"proxy", "listener", "backend", "route", "certificate"});
         if (auto* p = root.get("proxy")) {
             if (auto* t = p->as_table()) load_proxy(*t);
             else add(p->source(), "[proxy] must be a table");
@@ -45,6 +46,8 @@ public:
         for_each_table(root, "listener", [&](const toml::table& t) { load_listener(t); });
         for_each_table(root, "backend", [&](const toml::table& t) { load_backend(t); });
         for_each_table(root, "route", [&](const toml::table& t) { load_route(t); });
+        for_each_table(root, "certificate", [&](const toml::table& t) { load_certificate(t); });
+        build_certificates();
         if (cfg_->listeners.empty()) add(root.source(), "no [[listener]] configured", true);
         if (cfg_->backends.empty()) add(root.source(), "no [[backend]] configured", true);
         if (spec_.routes.empty()) add(root.source(), "no [[route]] configured", true);
@@ -55,16 +58,15 @@ public:
     }
 
 private:
-    struct RouteNodes {
-        const toml::table* table = nullptr;
-    };
 
     std::string path_;
     std::vector<ConfigError> errors_;
     std::shared_ptr<Config> cfg_ = std::make_shared<Config>();
     routing::TableSpec spec_;
-    std::vector<RouteNodes> route_nodes_;
-    std::vector<const toml::table*> listener_nodes_, backend_nodes_;
+    std::vector<const toml::table*> route_nodes_;
+    std::vector<const toml::table*> listener_nodes_, backend_nodes_, cert_nodes_;
+    std::vector<tls::CertificateSpec> cert_specs_;
+    std::vector<const toml::node*> terminating_;  // tls = "terminate" keys
 
     void add(const toml::source_region& r, std::string msg, bool file_level = false) {
         ConfigError e;
@@ -75,6 +77,20 @@ private:
         if (e.column == 0) e.column = 1;
         e.message = std::move(msg);
         errors_.push_back(std::move(e));
+    }
+
+    // An error about item `item` of key `key` in the index-th table of `tables`, at the most
+    // precise position known (the array item, else the key, else the table).
+    void add_at(const std::vector<const toml::table*>& tables, std::size_t index, const char* key,
+                std::size_t item, const std::string& message) {
+        const toml::table* t = index < tables.size() ? tables[index] : nullptr;
+        const toml::node* where = t;
+        if (t && key && t->get(key)) {
+            where = t->get(key);
+            if (auto* a = where->as_array(); a && item < a->size()) where = a->get(item);
+        }
+        if (where) add(where->source(), message);
+        else add(toml::source_region{}, message, true);
     }
 
     LoadResult finish() {
@@ -279,16 +295,14 @@ private:
             l.namespaces = {std::string(routing::kClientNs), std::string(routing::kComponentNs)};
         }
         if (auto* s = get_string(t, "tls", false, "[[listener]]")) {
-            if (*s == "terminate")
-                add(t.get("tls")->source(), "tls = \"terminate\" is not supported by this build yet");
-            else if (*s != "passthrough")
+            if (*s == "terminate") {
+                l.tls = TlsMode::Terminate;
+                terminating_.push_back(t.get("tls"));
+            } else if (*s != "passthrough") {
                 add(t.get("tls")->source(), "'tls' must be \"passthrough\" or \"terminate\"");
+            }
         }
-        if (const toml::node* n = t.get("direct_tls")) {
-            if (!n->is_boolean()) add(n->source(), "'direct_tls' must be true or false");
-            else if (n->value<bool>().value_or(false))
-                add(n->source(), "direct_tls = true is not supported by this build yet");
-        }
+        get_bool(t, "direct_tls", l.direct_tls);
         get_number(t, "per_ip_rate", l.per_ip_rate, 0, 1e6);
         get_uint(t, "per_ip_burst", l.per_ip_burst, 0, 1'000'000);
         if (auto* s = get_string(t, "see_other_host", false, "[[listener]]")) {
@@ -315,13 +329,13 @@ private:
         }
         if (auto* s = get_string(t, "proxy_protocol", false, "[[backend]]")) {
             if (*s == "v2")
-                add(t.get("proxy_protocol")->source(),
-                    "proxy_protocol = \"v2\" is not supported by this build yet");
+                b.proxy_protocol_v2 = true;
             else if (*s != "none")
                 add(t.get("proxy_protocol")->source(), "'proxy_protocol' must be \"none\" or \"v2\"");
         }
         if (auto* c = get_string(t, "check", false, "[[backend]]")) {
-            if (*c == "tcp") b.check = CheckKind::Tcp;
+            if (*c == "stream") b.check = CheckKind::Stream;
+            else if (*c == "tcp") b.check = CheckKind::Tcp;
             else if (*c == "none") b.check = CheckKind::None;
             else if (*c != "stream")
                 add(t.get("check")->source(), "'check' must be \"stream\", \"tcp\" or \"none\"");
@@ -341,6 +355,43 @@ private:
         cfg_->backends.push_back(std::move(b));
     }
 
+    // [[certificate]]: cert, key (paths relative to the config file's folder), domains.
+    void load_certificate(const toml::table& t) {
+        known_keys(t, {"cert", "key", "domains"}, "[[certificate]]");
+        tls::CertificateSpec c;
+        if (auto* s = get_string(t, "cert", true, "[[certificate]]")) c.cert_path = relative_to_config(*s);
+        if (auto* s = get_string(t, "key", true, "[[certificate]]")) c.key_path = relative_to_config(*s);
+        c.domains = get_strings(t, "domains", true, "[[certificate]]");
+        cert_nodes_.push_back(&t);
+        cert_specs_.push_back(std::move(c));
+    }
+
+    std::string relative_to_config(const std::string& p) const {
+        if (p.empty() || p.front() == '/') return p;
+        auto slash = path_.rfind('/');
+        return slash == std::string::npos ? p : path_.substr(0, slash + 1) + p;
+    }
+
+    void build_certificates() {
+        if (cert_specs_.empty()) {
+            for (const toml::node* n : terminating_)
+                add(n->source(), "tls = \"terminate\" needs at least one [[certificate]]");
+            return;
+        }
+        auto result = tls::CertStore::build(cert_specs_);
+        if (auto* store = std::get_if<std::shared_ptr<const tls::CertStore>>(&result)) {
+            cfg_->certs = *store;
+            return;
+        }
+        for (const auto& ce : std::get<std::vector<tls::CertError>>(result)) {
+            const char* key = ce.field == tls::CertField::Cert      ? "cert"
+                              : ce.field == tls::CertField::Key     ? "key"
+                              : ce.field == tls::CertField::Domains ? "domains"
+                                                                    : nullptr;
+            add_at(cert_nodes_, ce.certificate, key, ce.item, ce.message);
+        }
+    }
+
     void load_route(const toml::table& t) {
         known_keys(t, {"name", "domains", "backends", "balance", "listeners"}, "[[route]]");
         routing::RouteSpec r;
@@ -353,7 +404,7 @@ private:
             else if (*s != "failover")
                 add(t.get("balance")->source(), "'balance' must be \"failover\" or \"hash\"");
         }
-        route_nodes_.push_back({&t});
+        route_nodes_.push_back(&t);
         spec_.routes.push_back(std::move(r));
     }
 
@@ -396,8 +447,6 @@ private:
             return;
         }
         for (const auto& ce : std::get<std::vector<routing::CompileError>>(result)) {
-            const toml::table* t = ce.route < route_nodes_.size() ? route_nodes_[ce.route].table : nullptr;
-            const toml::node* where = t;
             const char* key = nullptr;
             switch (ce.field) {
                 case RouteField::Name: key = "name"; break;
@@ -406,12 +455,7 @@ private:
                 case RouteField::Listeners: key = "listeners"; break;
                 case RouteField::Route: break;
             }
-            if (t && key && t->get(key)) {
-                where = t->get(key);
-                if (auto* a = where->as_array(); a && ce.item < a->size()) where = a->get(ce.item);
-            }
-            if (where) add(where->source(), ce.message);
-            else add(toml::source_region{}, ce.message, true);
+            add_at(route_nodes_, ce.route, key, ce.item, ce.message);
         }
     }
 };

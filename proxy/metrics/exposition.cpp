@@ -4,8 +4,10 @@
 #include <prometheus/text_serializer.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "tls/tls_stream.hpp"
 #include "upstream/backend_state.hpp"
 
 #ifndef XS_VERSION
@@ -24,7 +26,8 @@ enum Fam {
     kBuildInfo, kStartTime, kAccepted, kConnections, kRateLimited, kHeaderSeconds, kSessionsActive,
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
-    kQueueLength, kQueueWait, kAdmissionRefusals, kReloads, kLastReload, kFamCount
+    kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
+    kLastReload, kFamCount
 };
 
 struct FamilyDecl {
@@ -55,6 +58,8 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_backend_queue_length", "Sessions waiting for admission to the backend.", MetricType::Gauge},
     {"xmpp_shard_backend_queue_wait_seconds", "Time sessions waited for admission.", MetricType::Histogram},
     {"xmpp_shard_admission_refusals_total", "Sessions refused by admission control, by reason.", MetricType::Counter},
+    {"xmpp_shard_tls_handshakes_total", "TLS handshakes on terminating listeners, by result.", MetricType::Counter},
+    {"xmpp_shard_tls_handshake_seconds", "Time to complete a TLS handshake with a client.", MetricType::Histogram},
     {"xmpp_shard_config_reloads_total", "Configuration reloads by result.", MetricType::Counter},
     {"xmpp_shard_config_last_reload_success_timestamp_seconds", "Unix time of the last good configuration load.", MetricType::Gauge},
 };
@@ -106,6 +111,9 @@ void emit(MetricFamily& f, const Acc& a) {
 std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                    const config::Config& cfg, const DaemonCounters& daemon) {
     std::vector<Acc> acc(kFamCount);
+    std::set<std::string, std::less<>> terminating;
+    for (const auto& l : cfg.listeners)
+        if (l.tls == config::TlsMode::Terminate) terminating.insert(l.name);
     acc[kBuildInfo].add({{"version", XS_VERSION}}, 1);
     acc[kStartTime].add({}, daemon.start_seconds);
 
@@ -118,6 +126,13 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 acc[kConnections].add(l, static_cast<double>(c->connections.get()));
                 acc[kRateLimited].add(l, static_cast<double>(c->rate_limited.get()));
                 acc[kHeaderSeconds].add(l, c->header_seconds);
+                if (c->tls_handshake_seconds.bucket(kLatencyBounds.size()) + c->tls_handshakes[0].get() > 0 ||
+                    terminating.count(name)) {
+                    for (std::size_t i = 0; i < kTlsResultCount; ++i)
+                        acc[kTlsHandshakes].add({{"listener", name}, {"result", std::string(tls::to_string(static_cast<tls::TlsFailure>(i)))}},
+                                                static_cast<double>(c->tls_handshakes[i].get()));
+                    acc[kTlsHandshakeSeconds].add(l, c->tls_handshake_seconds);
+                }
             }
             for (const auto& [key, c] : sessions) {
                 Labels l{{"backend", std::get<2>(key)}, {"listener", std::get<0>(key)},

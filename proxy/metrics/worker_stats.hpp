@@ -18,6 +18,7 @@
 namespace xs::metrics {
 
 inline constexpr std::size_t kConditionCount = 13;  // routing::StreamCondition values
+inline constexpr std::size_t kTlsResultCount = 7;   // tls::TlsFailure values (None = "ok")
 
 enum class Admission { QueueFull, QueueTimeout, MaxSessions };
 inline constexpr std::size_t kAdmissionCount = 3;
@@ -42,6 +43,8 @@ public:
         LocalGauge connections;
         LocalHistogram header_seconds;
         LocalCounter rate_limited;
+        std::array<LocalCounter, kTlsResultCount> tls_handshakes;  // by tls::TlsFailure; 0 = ok
+        LocalHistogram tls_handshake_seconds;
     };
     using SessionKey = std::tuple<std::string, std::string, std::string>;  // listener, route, backend
 

@@ -60,26 +60,46 @@ void Session::on_read(Side from, ssize_t nread, const char* data) {
         return;
     }
     auto len = static_cast<std::size_t>(nread);
+    if (from == kBackend) on_backend_bytes(data, len);
+    else if (tls_) on_tls_bytes(data, len);  // decrypts, then on_client_bytes()
+    else on_client_bytes(data, len);
+}
+
+// Plaintext from the client (decrypted when the proxy terminates TLS).
+void Session::on_client_bytes(const char* data, std::size_t len) {
     switch (state_) {
         case State::Sniffing:
-            on_header_bytes(data, len);
+            if (hello_) on_hello_bytes(data, len);
+            else on_header_bytes(data, len);
             return;
-        case State::Refusing:
-            return;  // lingering close: drop what the client still sends
+        case State::Negotiating:
+            on_negotiation_bytes(data, len);
+            return;
+        case State::Relaying:
+        case State::Closing:
+            count(kBackend, len);
+            send(kBackend, data, len);
+            return;
+        case State::Refusing:  // lingering close: drop what the client still sends
+        default:
+            return;
+    }
+}
+
+void Session::on_backend_bytes(const char* data, std::size_t len) {
+    switch (state_) {
         case State::AwaitingBackend:
             on_backend_answered();
             count(kClient, len);
-            send(kClient, data, len);
+            to_client(data, len);
             if (state_ == State::Relaying) set_reading(kClient, !paused_[kClient]);
             return;
         case State::Relaying:
         case State::Closing:
-            count(other(from), len);
-            send(other(from), data, len);
+            count(kClient, len);
+            to_client(data, len);
             return;
-        case State::Queued:
-        case State::Connecting:
-        case State::Closed:
+        default:
             return;
     }
 }
@@ -160,6 +180,8 @@ void Session::side_finished(Side side, int status) {
     set_reading(side, false);
     switch (state_) {
         case State::Sniffing:
+        case State::Negotiating:
+        case State::Handshaking:
             finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
             return;
         case State::Queued:
@@ -196,6 +218,8 @@ void Session::side_finished(Side side, int status) {
                 // Flush what the backend sent, then close the client too.
                 discard_backend();
                 set_reading(kClient, false);
+                if (tls_) close_tls();
+                if (state_ == State::Closed) return;
                 shutdown_side(kClient);
                 return;
             }

@@ -22,6 +22,8 @@ using routing::StreamCondition;
 std::string_view to_string(State s) {
     switch (s) {
         case State::Sniffing: return "sniffing";
+        case State::Negotiating: return "negotiating";
+        case State::Handshaking: return "handshaking";
         case State::Queued: return "queued";
         case State::Connecting: return "connecting";
         case State::AwaitingBackend: return "awaiting_backend";
@@ -42,6 +44,7 @@ std::string_view to_string(EndReason r) {
         case EndReason::Refused: return "refused";
         case EndReason::BackendConnectFailed: return "backend_connect_failed";
         case EndReason::NotXmpp: return "not_xmpp";
+        case EndReason::TlsFailed: return "tls_failed";
         case EndReason::TimedOut: return "timed_out";
         case EndReason::Drained: return "drained";
     }
@@ -82,9 +85,7 @@ void Session::start(int fd, const sockaddr_storage& peer) {
             return;
         }
     }
-    sniffer_ = std::make_unique<routing::StreamHeaderSniffer>(cfg_->proxy.max_header_bytes);
-    start_timer(cfg_->proxy.header_timeout);
-    set_reading(kClient, true);
+    begin_tls_front();
 }
 
 void Session::set_state(State s) {
@@ -127,29 +128,44 @@ void Session::route() {
                "content namespace '" + h.content_ns + "' is not served on this listener");
         return;
     }
-    if (!h.has_to) {
-        refuse(StreamCondition::HostUnknown, "", "stream header has no 'to'");
+    if (!route_domain(h.to, h.has_to, true)) return;
+    if (listener.tls == config::TlsMode::Terminate && !tls_) {
+        offer_starttls();  // the header before TLS: routing only checked that the domain exists
         return;
     }
-    std::string why;
-    auto domain = routing::normalize_domain(h.to, &why);
-    if (!domain) {
-        refuse(StreamCondition::HostUnknown, "", "invalid 'to': " + why);
-        return;
-    }
-    domain_ = std::move(*domain);
-    auto decision = cfg_->routes->lookup(listener.name, domain_);
-    if (!decision) {
-        refuse(StreamCondition::HostUnknown, domain_, "no route for this domain");
-        return;
-    }
-    route_name_ = decision->route_name;
-    candidates_ = std::move(decision->candidates);
     sniffer_.reset();
     // Bytes after the header stay in replay_; the client is not read again until the backend
     // has answered, so replay_ is bounded and can be replayed to the next candidate.
     set_reading(kClient, false);
     connect_next();
+}
+
+// Normalises the requested domain (stream 'to' or SNI) and looks up its route. On failure the
+// session is refused (a stream error when XML can be spoken, else closed) and false returned.
+bool Session::route_domain(std::string_view raw, bool has_to, bool xml_errors) {
+    auto fail = [&](StreamCondition c, std::string_view domain, const std::string& why) {
+        if (xml_errors) {
+            refuse(c, domain, why);
+        } else {
+            log::debug("closing: ", routing::to_string(c), ": ", why);
+            condition_ = c;
+            refused_ = true;
+            worker_.stats().stream_error(c);
+            finish(EndReason::Refused);
+        }
+        return false;
+    };
+    if (!has_to) return fail(StreamCondition::HostUnknown, "", "no 'to' (or no SNI)");
+    std::string why;
+    auto domain = routing::normalize_domain(raw, &why);
+    if (!domain) return fail(StreamCondition::HostUnknown, "", "invalid domain: " + why);
+    domain_ = std::move(*domain);
+    auto decision = cfg_->routes->lookup(cfg_->listeners[listener_].name, domain_);
+    if (!decision) return fail(StreamCondition::HostUnknown, domain_, "no route for this domain");
+    route_name_ = decision->route_name;
+    candidates_ = std::move(decision->candidates);
+    next_candidate_ = 0;
+    return true;
 }
 
 // Picks the next candidate that is up, not draining and under its limits; takes an admission
@@ -174,7 +190,6 @@ void Session::connect_next() {
             return;
         }
         if (!worker_.enqueue(backend_state_, this, b.max_queue)) {
-            backend_cell_->admission_refusals[static_cast<std::size_t>(metrics::Admission::QueueFull)].add();
             refuse_admission(metrics::Admission::QueueFull);
             return;
         }
@@ -202,6 +217,7 @@ void Session::admitted() {
 }
 
 void Session::refuse_admission(metrics::Admission why) {
+    backend_cell_->admission_refusals[static_cast<std::size_t>(why)].add();
     const auto& listener = cfg_->listeners[listener_];
     std::string text = why == metrics::Admission::QueueTimeout ? "backend busy: waited too long"
                        : why == metrics::Admission::QueueFull  ? "backend busy: queue full"
@@ -252,6 +268,7 @@ void Session::on_connected(int status) {
     set_state(State::AwaitingBackend);
     start_timer(cfg_->proxy.backend_timeout);
     set_reading(kBackend, true);
+    if (!write_proxy_header()) return;
     send(kBackend, replay_.data(), replay_.size());
 }
 
@@ -284,12 +301,13 @@ void Session::backend_failed(const char* what, bool passive_down) {
 void Session::on_timeout() {
     switch (state_) {
         case State::Sniffing:
-            refuse(StreamCondition::ConnectionTimeout, "", "no complete stream header in time");
+        case State::Negotiating:
+        case State::Handshaking:
+            refuse(StreamCondition::ConnectionTimeout, domain_, "no complete stream header in time");
             return;
         case State::Queued:
             worker_.dequeue(this);
             backend_cell_->queued.add(-1);
-            backend_cell_->admission_refusals[static_cast<std::size_t>(metrics::Admission::QueueTimeout)].add();
             refuse_admission(metrics::Admission::QueueTimeout);
             return;
         case State::Connecting:
@@ -315,19 +333,28 @@ void Session::refuse(StreamCondition c, std::string_view domain, std::string_vie
     if (reason_ != EndReason::BackendConnectFailed) reason_ = EndReason::Refused;
     worker_.stats().stream_error(c);
     log::debug("refusing ", domain.empty() ? "-" : domain, ": ", routing::to_string(c), ": ", detail);
+    const auto& listener = cfg_->listeners[listener_];
+    bool xml = tls_ ? tls_->state() == tls::TlsState::Open : !listener.direct_tls;
+    if (!xml) {  // mid-handshake, or Direct TLS passed through: no way to speak XML
+        finish(reason_);
+        return;
+    }
     // Build the bytes first: domain and detail may point into state released below.
     routing::StreamErrorSpec spec;
     spec.condition = c;
     spec.from_domain = domain;
     if (!content_ns_.empty()) spec.content_ns = content_ns_;
     spec.text = detail;
-    if (c == StreamCondition::SeeOtherHost) spec.other_host = cfg_->listeners[listener_].see_other_host;
+    if (c == StreamCondition::SeeOtherHost) spec.other_host = listener.see_other_host;
+    spec.header = !header_sent_;
     std::string bytes = routing::stream_error_bytes(spec);
     discard_backend();
     sniffer_.reset();
+    starttls_.reset();
     std::string().swap(replay_);
     set_state(State::Refusing);
-    send(kClient, bytes.data(), bytes.size());
+    to_client(bytes.data(), bytes.size());
+    if (tls_ && state_ == State::Refusing) close_tls();
     if (state_ != State::Refusing) return;  // the write failed and finished the session
     // Keep reading (and dropping) what the client sends until it closes, so that closing
     // does not reset the connection before the client has read the error.
@@ -387,7 +414,8 @@ void Session::log_end() {
     e.reason = to_string(reason_);
     if (refused_) e.condition = routing::to_string(condition_);
     e.error = refused_ || reason_ == EndReason::ClientError || reason_ == EndReason::BackendError ||
-              reason_ == EndReason::TimedOut || reason_ == EndReason::NotXmpp;
+              reason_ == EndReason::TimedOut || reason_ == EndReason::NotXmpp ||
+              reason_ == EndReason::TlsFailed;
     worker_.session_log(e);
 }
 

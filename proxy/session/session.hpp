@@ -17,8 +17,11 @@
 #include "config/config.hpp"
 #include "metrics/worker_stats.hpp"
 #include "routing/stream_condition.hpp"
+#include "routing/client_hello.hpp"
+#include "routing/starttls.hpp"
 #include "routing/stream_header_sniffer.hpp"
 #include "session/end_reason.hpp"
+#include "tls/tls_stream.hpp"
 
 namespace xs::app {
 class Worker;
@@ -30,7 +33,10 @@ class BackendState;
 namespace xs::session {
 
 enum class State {
-    Sniffing,         // reading the client's stream header (header_timeout running)
+    Sniffing,         // reading the client's stream header, or a Direct TLS ClientHello in
+                      // passthrough (header_timeout running)
+    Negotiating,      // terminate + STARTTLS: features sent, waiting for <starttls/>
+    Handshaking,      // terminate: TLS handshake with the client (header_timeout running)
     Queued,           // waiting for admission to a backend (queue_timeout running)
     Connecting,       // TCP connect to a backend candidate (connect_timeout running)
     AwaitingBackend,  // header replayed; waiting for the backend's first bytes (backend_timeout)
@@ -74,6 +80,7 @@ private:
     void set_state(State s);
     void on_header_bytes(const char* data, std::size_t len);
     void route();
+    bool route_domain(std::string_view raw, bool has_to, bool xml_errors);
     void connect_next();
     void connect_now();
     void on_connected(int status);
@@ -88,8 +95,22 @@ private:
     void log_end();
     void on_handle_closed(uv_handle_t* h);
 
+    // TLS phases (tls_front.cpp)
+    void begin_tls_front();
+    void on_hello_bytes(const char* data, std::size_t len);
+    void offer_starttls();
+    void on_negotiation_bytes(const char* data, std::size_t len);
+    void start_handshake(std::string_view domain);
+    void on_tls_bytes(const char* data, std::size_t len);
+    void to_client(const char* data, std::size_t len);
+    void close_tls();
+    void tls_failed();
+    bool write_proxy_header();
+
     // byte pump (relay.cpp)
     void on_read(Side from, ssize_t nread, const char* data);
+    void on_client_bytes(const char* data, std::size_t len);
+    void on_backend_bytes(const char* data, std::size_t len);
     void count(Side to, std::size_t len);
     void send(Side to, const char* data, std::size_t len);
     void on_written(Side to, std::size_t len, int status);
@@ -115,6 +136,7 @@ private:
     EndReason reason_ = EndReason::ClientClosed;
     routing::StreamCondition condition_ = routing::StreamCondition::HostUnknown;
     bool refused_ = false;
+    bool header_sent_ = false;        // the proxy sent its own stream header (STARTTLS offer)
 
     uv_tcp_t client_{};
     uv_timer_t timer_{};
@@ -122,6 +144,9 @@ private:
     int open_handles_ = 0;
 
     std::unique_ptr<routing::StreamHeaderSniffer> sniffer_;  // only while sniffing
+    std::unique_ptr<routing::ClientHelloSniffer> hello_;     // Direct TLS passthrough, sniffing
+    std::unique_ptr<routing::StartTlsReader> starttls_;      // only while negotiating
+    std::unique_ptr<tls::TlsStream> tls_;                    // terminate: the client's TLS
     std::string replay_;              // the client's bytes so far; freed once relaying
     std::string domain_;              // normalised 'to'
     std::string content_ns_;

@@ -1,5 +1,6 @@
 #include "upstream/health_checker.hpp"
 
+#include "routing/proxy_v2.hpp"
 #include "routing/stream_error.hpp"
 #include "upstream/backend_state.hpp"
 #include "util/log.hpp"
@@ -9,8 +10,14 @@ namespace xs::upstream {
 HealthChecker::HealthChecker(uv_loop_t* loop, std::shared_ptr<BackendState> state,
                              config::BackendConfig cfg)
     : loop_(loop), state_(std::move(state)), cfg_(std::move(cfg)) {
-    header_ = "<?xml version='1.0'?><stream:stream to='" + routing::xml_escape(cfg_.probe_domain) +
-              "' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    // A backend that expects PROXY v2 gets a LOCAL header first (a connection of the proxy's own).
+    if (cfg_.proxy_protocol_v2) {
+        routing::proxy_v2::Header local;
+        local.local = true;
+        routing::proxy_v2::build(local, header_);
+    }
+    header_ += "<?xml version='1.0'?><stream:stream to='" + routing::xml_escape(cfg_.probe_domain) +
+               "' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
 }
 
 void HealthChecker::start() {

@@ -129,7 +129,8 @@ listeners = ["a", "zz"]
     CHECK(has(d, "t.toml:13:19:"));
 }
 
-TEST_CASE("features of later issues are refused clearly, not ignored", "[config][loader]") {
+TEST_CASE("a terminating listener needs certificates; certificate problems carry positions",
+          "[config][loader]") {
     auto e = errors_of(R"([[listener]]
 name = "a"
 bind = "127.0.0.1:1"
@@ -142,8 +143,25 @@ proxy_protocol = "v2"
 domains = ["*"]
 backends = ["b"]
 )");
-    CHECK(has(e, "t.toml:4:7: tls = \"terminate\" is not supported"));
-    CHECK(has(e, "t.toml:8:18: proxy_protocol = \"v2\" is not supported"));
+    CHECK(has(e, "t.toml:4:7: tls = \"terminate\" needs at least one [[certificate]]"));
+    CHECK_FALSE(has(e, "proxy_protocol"));
+    auto c = errors_of(R"([[listener]]
+name = "a"
+bind = "127.0.0.1:1"
+tls = "terminate"
+[[backend]]
+name = "b"
+address = "127.0.0.1:3"
+[[route]]
+domains = ["*"]
+backends = ["b"]
+[[certificate]]
+cert = "/nonexistent/meet.crt"
+key = "/nonexistent/meet.key"
+domains = ["meet.example.com"]
+)");
+    CHECK(has(c, "t.toml:12:8:"));  // the unreadable cert, at its value
+    CHECK(has(c, "t.toml:13:7:"));  // the unreadable key
 }
 
 TEST_CASE("a missing file is one clear error", "[config][loader]") {
