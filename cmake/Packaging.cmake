@@ -4,7 +4,7 @@
 #   cmake --build build -j2 && (cd build && cpack -G DEB)     -> build/xmpp-shard_<ver>_<arch>.deb
 #
 # The package holds the binaries, the deploy tool (/usr/bin/xmpp-shard-deploy, its code in
-# /usr/lib/xmpp-shard/deploy), the example plans, the systemd template and proxy units, and a
+# /usr/lib/xmpp-shard/deploy), the Prosody module(s), the example plans, the systemd template and proxy units, and a
 # default plan and proxy config under /etc/xmpp-shard (conffiles). Its maintainer scripts
 # (deploy/debian/) create the xmpp-shard system user and start, enable or overwrite nothing.
 # tests/integration/test_deb.py builds, installs, checks and purges it.
@@ -31,6 +31,12 @@ install(DIRECTORY ${XS_DEPLOY_SRC}/xs_local DESTINATION lib/xmpp-shard/deploy
         FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 install(DIRECTORY ${XS_DEPLOY_SRC}/plans DESTINATION lib/xmpp-shard/deploy
         FILES_MATCHING PATTERN "*.toml")
+# The project's Prosody module(s) (mod_xmpp_shard: PROXY v2 and proxy-terminated TLS on the
+# backend side); Prosody finds them with plugin_paths = { "/usr/lib/xmpp-shard/prosody-modules" }.
+if(EXISTS ${XS_DEPLOY_SRC}/prosody-modules)
+  install(DIRECTORY ${XS_DEPLOY_SRC}/prosody-modules/ DESTINATION lib/xmpp-shard/prosody-modules
+          FILES_MATCHING PATTERN "*.lua" PATTERN "*.md")
+endif()
 install(DIRECTORY ${XS_DEPLOY_SRC}/plans/ DESTINATION share/doc/xmpp-shard/examples/plans
         FILES_MATCHING PATTERN "*.toml")
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/xmpp-shard)

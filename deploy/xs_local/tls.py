@@ -10,8 +10,10 @@ backend, and the backends offer none), so:
 When the proxy terminates TLS (CONTRACT.md "TLS") and speaks PROXY v2 to the backends, this is
 the one function to change: give the listener `tls = "terminate"` and [[certificate]] tables
 from the certificates `certs` makes, give the backends `proxy_protocol = "v2"`, replace the two
-Prosody lines with the project's trust module, and let the components verify certificates.
-Nothing else in deploy/ decides about TLS.
+Prosody lines with the project's trust module (deploy/prosody-modules/mod_xmpp_shard.lua,
+installed by the Debian package in /usr/lib/xmpp-shard/prosody-modules: plugin_paths,
+xmpp_shard_ports on a port per instance, which the proxy's backend address then points at),
+and let the components verify certificates. Nothing else in deploy/ decides about TLS.
 """
 
 from __future__ import annotations

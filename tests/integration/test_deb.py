@@ -108,6 +108,8 @@ def test_deb_installs_checks_and_purges_cleanly(build_dir, tmp_path):
               "./usr/lib/xmpp-shard/deploy/xs_local/cli.py",
               "./usr/share/doc/xmpp-shard/examples/plans/jitsi.toml"):
         assert f in contents, f"{f} not in the package:\n{contents}"
+    for mod in sorted((REPO / "deploy" / "prosody-modules").glob("*.lua")):
+        assert f"./usr/lib/xmpp-shard/prosody-modules/{mod.name}" in contents, mod.name
     assert "__pycache__" not in contents
     info = sh("dpkg-deb", "-I", deb).stdout
     assert "Depends:" in info and "python3" in info and "conffiles" in info
