@@ -23,7 +23,7 @@ from typing import Optional
 
 from . import procs
 from .generate import GenerateError, generate
-from .plan import PlanError, load_plan
+from .plan import DEFAULT_PATHS, PlanError, load_plan
 from .ports import free_port, port_is_free, wait_port
 from .prosody import PROSODY_USER, ProsodyInstance, _check_reachable, make_base_dir, require_prosody
 
@@ -188,6 +188,13 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
 
+    # A local run keeps everything under its own directory: the plan's data, log and pidfile
+    # paths are for the deployment (/var/lib, /var/log, /run), not for a trial run.
+    relocated = plan.paths != DEFAULT_PATHS or any(ip.paths for ip in plan.instance_plans.values())
+    plan.paths = dict(DEFAULT_PATHS)
+    for ip in plan.instance_plans.values():
+        ip.paths = {}
+
     temp = args.out is None
     base = make_base_dir("xs-run-local-") if temp else Path(args.out).resolve()
     if not temp:
@@ -286,6 +293,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
                          f"{', '.join(r['backends'])}" + (f" ({r['balance']})" if 'balance' in r else ""))
         if len(sup) > ncpu:
             lines.append(f"  note       {len(sup)} instances on {ncpu} cores: some share a core")
+        if relocated:
+            lines.append("  note       the plan's data, log and pidfile paths are for the deployment: "
+                         "this run keeps them under its own directory")
         if not planned:
             lines.append("  note       the plan's instance ports were taken (or --free-ports): "
                          "free ones are used")
