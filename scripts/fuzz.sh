@@ -6,6 +6,7 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60; CI's smoke stage runs 20
 #   XS_FUZZ_TARGETS="fuzz_config ..."             only these targets
 #   XS_FUZZ_JOBS=2                                run that many targets at once (default 1)
+#   XS_FUZZ_SEED=N                                libFuzzer's -seed (CI: fixed, reproducible)
 #
 # New inputs go to build-fuzz/fuzz-corpus/<target> (the repo's seeds under tests/fuzz/corpus are
 # read, never written); a crash leaves its input in build-fuzz/fuzz-artifacts/<target>/ and the
@@ -47,6 +48,7 @@ run_one() {  # TARGET
   local dict=tests/fuzz/dict/${t#fuzz_}.dict
   [ -f "$dict" ] || dict=tests/fuzz/dict/$t.dict
   [ -f "$dict" ] && args+=(-dict="$dict")
+  [ -n "${XS_FUZZ_SEED:-}" ] && args+=(-seed="$XS_FUZZ_SEED")
   local seeds=()
   [ -d "tests/fuzz/corpus/$t" ] && seeds+=("tests/fuzz/corpus/$t")
   [ -d "tests/fuzz/regressions/$t" ] && seeds+=("tests/fuzz/regressions/$t")

@@ -3,8 +3,11 @@
 #   1. the normal build: Catch2 unit tests (CTest), then the integration tests against real
 #      Prosody instances through the proxy (pytest under Debian's python3, for slixmpp);
 #   2. the same unit and integration suites again under AddressSanitizer + UBSan;
-#   3. the multi-worker integration tests once more under ThreadSanitizer.
-# XS_SANITIZERS=0 skips stages 2 and 3 (quicker local runs); CI runs everything.
+#   3. the multi-worker integration tests once more under ThreadSanitizer;
+#   4. a fuzz smoke run: each libFuzzer target for 15 s (scripts/fuzz.sh);
+#   5. a 2-minute soak (scripts/soak.sh).
+# XS_SANITIZERS=0 skips stages 2 to 4, XS_SOAK_DURATION=0 stage 5 (quicker local runs); CI
+# runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +42,14 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
   cmake --build build-tsan -j2 --target xmpp-shard-proxy
   TSAN_OPTIONS="halt_on_error=1 exitcode=66" XS_PROXY_BIN="$PWD/build-tsan/bin/xmpp-shard-proxy" \
     /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -m multiworker
+
+  echo "== fuzz smoke: every libFuzzer target for ${XS_FUZZ_SECONDS:-15}s (clang, build-fuzz)"
+  XS_FUZZ_JOBS=2 XS_FUZZ_SEED=${XS_FUZZ_SEED:-6120} bash scripts/fuzz.sh "${XS_FUZZ_SECONDS:-15}"
+fi
+
+# Soak: logins, join storms, backend restarts and reloads against the normal build; memory,
+# descriptors and long-lived sessions checked at the end. XS_SOAK_DURATION=0 skips it.
+if [ "${XS_SOAK_DURATION:-2m}" != 0 ]; then
+  echo "== soak (${XS_SOAK_DURATION:-2m})"
+  XS_PROXY_BIN="$PWD/build/bin/xmpp-shard-proxy" bash scripts/soak.sh "${XS_SOAK_DURATION:-2m}"
 fi

@@ -27,8 +27,8 @@
 //                         of the input either (the sniffer would have missed an error).
 //   Reject policy-violation never (unbounded).
 //
-// Documented exceptions (two differences of XML editions, two of timing or order), each
-// narrowly recognised:
+// Documented exceptions (two differences of XML editions, two of timing or order, one of
+// bounds), each narrowly recognised:
 //   E1 XML 1.0 fifth edition name characters (the sniffer) against the fourth edition's tables
 //      (expat): where expat fails with XML_ERROR_INVALID_TOKEN at a non-ASCII character of the
 //      input and the sniffer accepted it, the disagreement is E1 when the sniffer's verdict
@@ -50,7 +50,13 @@
 //      the input ends inside such a token the sniffer still waits; its verdict comes when the
 //      token ends. E4 holds when everything from expat's error to the end of the input is one
 //      unterminated token and the same input with the token ended (';' or a space) is refused
-//      exactly at that added byte.
+//      exactly at that added byte. Likewise the XML declaration's values (version, encoding,
+//      standalone) are checked when their quote closes: an unfinished declaration whose value,
+//      once closed, is refused right at that quote is E4 too.
+//   E5 fixed bounds: the sniffer keeps at most 64 bytes of an XML declaration value and 32
+//      characters of a reference (&...;), and refuses longer ones as not-well-formed: XML has
+//      no such limits (version='1.' followed by 70 digits, &#x0000...0041; with 40 zeros), and
+//      no client sends them. Recognised by the detail and the length reached at the deciding byte.
 #include <expat.h>
 
 #include <cstddef>
@@ -68,7 +74,10 @@ using namespace xs::routing;
 
 namespace {
 
-constexpr std::string_view kStreamRoot = "http://etherx.jabber.org/streams|stream";
+// Names come back as "ns<SEP>local<SEP>prefix". SEP is \x01, as in Prosody (util.xmppstream):
+// expat refuses a namespace URI containing the separator, and \x01 cannot occur in XML.
+constexpr char kSep = '\x01';
+constexpr std::string_view kStreamRoot = "http://etherx.jabber.org/streams\x01stream";
 
 struct ExpatView {
     XML_Parser parser = nullptr;
@@ -81,7 +90,7 @@ struct ExpatView {
     bool decl_seen = false;
     std::string decl_encoding;   // of the XML declaration, when it had one
     bool decl_has_encoding = false;
-    std::string root;            // "ns|local" (prefix dropped)
+    std::string root;            // "ns SEP local" (prefix dropped)
     std::string prefix;
     std::optional<std::string> to, version;
     std::string default_ns;      // declared by xmlns='...' on the root
@@ -91,10 +100,10 @@ void XMLCALL on_start(void* u, const XML_Char* name, const XML_Char** atts) {
     auto* e = static_cast<ExpatView*>(u);
     if (e->started) return;
     e->started = true;
-    // With XML_SetReturnNSTriplet: "ns|local|prefix", "ns|local" or "local".
+    // With XML_SetReturnNSTriplet: "ns SEP local SEP prefix", "ns SEP local" or "local".
     std::string_view n(name);
-    std::size_t a = n.find('|');
-    std::size_t b = a == std::string_view::npos ? a : n.find('|', a + 1);
+    std::size_t a = n.find(kSep);
+    std::size_t b = a == std::string_view::npos ? a : n.find(kSep, a + 1);
     e->root = std::string(b == std::string_view::npos ? n : n.substr(0, b));
     if (b != std::string_view::npos) e->prefix = std::string(n.substr(b + 1));
     for (int i = 0; atts[i]; i += 2) {
@@ -125,7 +134,7 @@ void XMLCALL on_decl(void* u, const XML_Char*, const XML_Char* encoding, int) {
 // finish: tell expat the input ends here (when it neither started the root nor failed).
 ExpatView run_expat(std::string_view in, bool finish) {
     ExpatView e;
-    XML_Parser p = XML_ParserCreateNS("UTF-8", '|');
+    XML_Parser p = XML_ParserCreateNS("UTF-8", kSep);
     e.parser = p;
     XML_SetReturnNSTriplet(p, 1);
     XML_SetUserData(p, &e);
@@ -222,17 +231,41 @@ Sniffed sniff(std::string_view in) {
     return {s.status(), s.condition(), s.detail(), s.header(), s.bytes_seen()};
 }
 
-// Is a disagreement where expat failed on a non-ASCII name character explained by E1?
-bool explained_by_e1(std::string_view in, const Sniffed& s, const ExpatView& e) {
-    if (!e.error || e.code != XML_ERROR_INVALID_TOKEN || !has_non_ascii(in)) return false;
+void check(std::string_view in, bool allow_e1);
+
+// E5: refused at the sniffer's fixed bounds: a 65th byte in an XML declaration value, or a
+// 33rd character in a reference, that would otherwise continue it.
+bool explained_by_e5(std::string_view in, const Sniffed& s) {
+    if (s.seen == 0 || s.seen > in.size()) return false;
+    const std::size_t k = s.seen - 1;  // the deciding byte
+    const unsigned char c = static_cast<unsigned char>(in[k]);
+    if (s.detail.rfind("malformed XML declaration: bad value", 0) == 0) {
+        const std::size_t q = in.substr(0, k).find_last_of("'\"");
+        return q != std::string_view::npos && k - q - 1 == 64 && c >= 0x20 && c < 0x7F &&
+               c != static_cast<unsigned char>(in[q]);
+    }
+    if (s.detail.rfind("malformed entity reference '&", 0) == 0) {
+        const std::size_t amp = in.substr(0, k).rfind('&');
+        const bool more = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '#';
+        return amp != std::string_view::npos && k - amp - 1 == 32 && more;
+    }
+    return false;
+}
+
+// E1: expat failed on a non-ASCII character and the input has non-ASCII characters in names.
+// With those characters made ASCII the sniffer's verdict must not change, and the ASCII input
+// must pass the whole differential check on its own (check() aborts if it does not), so that
+// another disagreement hiding behind the first is still caught.
+bool explained_by_e1(std::string_view in, const Sniffed& s, const ExpatView& e, bool allow) {
+    if (!allow || !e.error || e.code != XML_ERROR_INVALID_TOKEN || !has_non_ascii(in)) return false;
     if (e.error_at >= in.size() || !has_non_ascii(in.substr(e.error_at))) return false;
     const std::string ascii = asciify_names(in);
     if (ascii == in) return false;
     const Sniffed a = sniff(ascii);
-    const ExpatView ea = run_expat(ascii, true);
-    // With ASCII names, the sniffer's verdict is the same and expat no longer fails there.
-    return a.status == s.status && (a.status != SniffStatus::Reject || a.condition == s.condition) &&
-           !(ea.error && ea.code == XML_ERROR_INVALID_TOKEN);
+    if (a.status != s.status || (a.status == SniffStatus::Reject && a.condition != s.condition))
+        return false;
+    check(ascii, false);
+    return true;
 }
 
 // E4: the input ends inside a name or a reference that expat already refused; the sniffer
@@ -241,11 +274,28 @@ bool explained_by_e1(std::string_view in, const Sniffed& s, const ExpatView& e) 
 bool explained_by_e4(std::string_view in, const ExpatView& e) {
     if (e.error_at >= in.size()) return false;
     const std::string_view tail = in.substr(e.error_at);
-    if (tail.size() > 64 || tail.find_first_of(" \t\r\n=>/;'\"<&") != std::string_view::npos)
+    if (tail.find_first_of(" \t\r\n=>/;'\"<&") != std::string_view::npos)
         return false;
     for (const char* end : {";", " "}) {
         const Sniffed ended = sniff(std::string(in) + end);
         if (ended.status == SniffStatus::Reject && ended.seen == in.size() + 1) return true;
+    }
+    return false;
+}
+
+// E4 in the XML declaration: its pseudo-attribute values are checked when their quote closes
+// (or after 64 bytes). Holds when the input starts a declaration and ending the value refuses
+// the declaration exactly there (so the sniffer was still inside that value).
+bool explained_by_e4_decl(std::string_view in) {
+    std::string_view d = in;
+    if (d.substr(0, 3) == "\xEF\xBB\xBF") d.remove_prefix(3);
+    if (d.substr(0, 5) != "<?xml") return false;
+    for (const char* end : {"'", "\""}) {
+        const Sniffed ended = sniff(std::string(in) + end);
+        if (ended.status == SniffStatus::Reject && ended.seen == in.size() + 1 &&
+            ended.condition == StreamCondition::NotWellFormed &&
+            ended.detail.find("XML declaration") != std::string::npos)
+            return true;
     }
     return false;
 }
@@ -257,16 +307,15 @@ std::string expat_text(const ExpatView& e) {
              std::to_string(e.error_at) + (e.error_final ? " (at the end)" : "");
     else
         t += "no error";
-    t += e.started ? ", root " + e.root + " prefix '" + e.prefix + "'" : ", root not started";
+    std::string root = e.root;
+    for (char& ch : root)
+        if (ch == kSep) ch = '|';
+    t += e.started ? ", root " + root + " prefix '" + e.prefix + "'" : ", root not started";
     if (e.restricted) t += ", saw a comment/PI/DOCTYPE";
     return t;
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    if (size > (1u << 16)) return 0;  // expat takes an int length; headers are small anyway
-    const std::string_view in(reinterpret_cast<const char*>(data), size);
+void check(std::string_view in, bool allow_e1) {
     const Sniffed s = sniff(in);
     const ExpatView e = run_expat(in, true);
     const bool expat_clean = e.started && !e.error && !e.restricted;
@@ -282,7 +331,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     switch (s.status) {
     case SniffStatus::Done: {
-        if (!(expat_clean && expat_stream) && explained_by_e1(in, s, e)) return 0;
+        if (!(expat_clean && expat_stream) && explained_by_e1(in, s, e, allow_e1)) return;
         XS_FUZZ_CHECK(expat_clean && expat_stream, "sniffer accepted what expat refuses: " + why,
                       in);
         const StreamHeader& h = s.header;
@@ -299,40 +348,42 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                                             e.default_ns + "'", in);
         else
             XS_FUZZ_CHECK(h.content_ns.empty(), "content namespace on an unprefixed root", in);
-        return 0;
+        return;
     }
     case SniffStatus::TlsClientHello:
-        XS_FUZZ_CHECK(data[0] == 0x16 && !e.started, "TLS verdict: " + why, in);
-        return 0;
+        XS_FUZZ_CHECK(in[0] == 0x16 && !e.started, "TLS verdict: " + why, in);
+        return;
     case SniffStatus::NeedMore:
         if (expat_clean || (e.error && !e.error_final)) {
-            if (explained_by_e1(in, s, e)) return 0;
+            if (explained_by_e1(in, s, e, allow_e1)) return;
         }
-        if (e.error && !e.error_final && explained_by_e4(in, e)) return 0;
+        if (e.error && !e.error_final && (explained_by_e4(in, e) || explained_by_e4_decl(in)))
+            return;
         XS_FUZZ_CHECK(!expat_clean, "sniffer still waiting on a header expat accepted: " + why, in);
         XS_FUZZ_CHECK(!(e.error && !e.error_final),
                       "expat failed inside the input, the sniffer still waits: " + why, in);
-        return 0;
+        return;
     case SniffStatus::Reject:
         break;
     }
 
     switch (s.condition) {
     case StreamCondition::NotWellFormed:
-        if (s.detail.find("declaration: version") != std::string::npos) return 0;  // E2
+        if (s.detail.find("declaration: version") != std::string::npos) return;  // E2
+        if (explained_by_e5(in, s)) return;
         XS_FUZZ_CHECK(!(e.started && !e.error), "sniffer said not-well-formed, expat accepted: " +
                                                     why, in);
-        return 0;
+        return;
     case StreamCondition::RestrictedXml:
         XS_FUZZ_CHECK(!expat_clean, "restricted-xml on a clean header: " + why, in);
-        return 0;
+        return;
     case StreamCondition::InvalidNamespace:
     case StreamCondition::InvalidXml: {
         const ExpatView pre = run_expat(in.substr(0, s.seen), false);
-        if (pre.error && explained_by_e1(in.substr(0, s.seen), s, pre)) return 0;
+        if (pre.error && explained_by_e1(in, s, pre, allow_e1)) return;
         if (pre.error && s.condition == StreamCondition::InvalidNamespace &&
             s.detail.rfind("root element '", 0) == 0 && is_namespace_error(pre.code))
-            return 0;  // E3
+            return;  // E3
         XS_FUZZ_CHECK(!pre.error, "sniffer found it well formed up to byte " +
                                       std::to_string(s.seen) + ", expat did not: " + why +
                                       "; on that prefix " + expat_text(pre), in);
@@ -347,16 +398,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             XS_FUZZ_CHECK(s.condition == StreamCondition::InvalidNamespace,
                           "invalid-xml decided before the root's end: " + expat_text(pre), in);
         }
-        return 0;
+        return;
     }
     case StreamCondition::UnsupportedEncoding:
         if (e.decl_seen)
             XS_FUZZ_CHECK(e.decl_has_encoding && !iequals(e.decl_encoding, "UTF-8"),
                           "unsupported-encoding, expat read encoding '" + e.decl_encoding + "'",
                           in);
-        return 0;
+        return;
     default:
         XS_FUZZ_CHECK(false, "unexpected condition: " + why, in);
     }
+    return;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size > (1u << 16)) return 0;  // expat takes an int length; headers are small anyway
+    check(std::string_view(reinterpret_cast<const char*>(data), size), true);
     return 0;
 }
