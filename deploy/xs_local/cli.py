@@ -247,6 +247,9 @@ def main(argv=None) -> int:
         for line in e.problems:
             print(f"{PROG}: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:             # e.g. `generate ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (GenerateError, RuntimeError, OSError, ValueError) as e:
         _err(str(e))
         return 1
