@@ -84,6 +84,7 @@ def build_dir(proxy_bin) -> Path:
     return b
 
 
+@pytest.mark.no_sanitizer  # packaging, not memory safety: once, in the normal build
 @pytest.mark.timeout(600)
 def test_deb_installs_checks_and_purges_cleanly(build_dir, tmp_path):
     if os.geteuid() != 0:
