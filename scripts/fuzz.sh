@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 SECS=${1:-60}
 BUILD=build-fuzz
-command -v clang++ >/dev/null || bash scripts/setup.sh
+bash scripts/setup.sh >/dev/null   # clang, libclang-rt-14-dev (libFuzzer), expat
 
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Fuzz -DXS_FUZZ=ON \
