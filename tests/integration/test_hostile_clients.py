@@ -65,6 +65,7 @@ def in_thread(fn, *args):
 # slowloris
 
 SLOWLORIS = int(os.environ.get("XS_IT_SLOWLORIS", "2000"))
+SLOWLORIS_SECONDS = float(os.environ.get("XS_IT_SLOWLORIS_SECONDS", "6"))
 
 
 async def slowloris(port: int, conns: int, duration: float, hdr: bytes) -> dict:
@@ -114,10 +115,10 @@ def test_slowloris_thousands_of_one_byte_per_second_headers(cluster, proxies, fi
     px, res, _ = hostile_proxy(cluster, proxies, header_timeout="2s")
     with HonestProbe(px.port, CLIENT) as probe:
         login_took = in_thread(lambda: (time.sleep(3), honest_login(cluster, px.port))[1])
-        st = asyncio.run(slowloris(px.port, SLOWLORIS, 8.0, header(CLIENT)))
+        st = asyncio.run(slowloris(px.port, SLOWLORIS, SLOWLORIS_SECONDS, header(CLIENT)))
         took = login_took()
     delays = sorted(st["delays"])
-    figures["slowloris"] = (f"{SLOWLORIS} connections x 8 s: {st['opened']} opened, {st['timeouts']} "
+    figures["slowloris"] = (f"{SLOWLORIS} connections x {SLOWLORIS_SECONDS:g} s: {st['opened']} opened, {st['timeouts']} "
                             f"closed with connection-timeout, close after median "
                             f"{delays[len(delays) // 2]:.2f}s / worst {delays[-1]:.2f}s; honest: "
                             f"{probe.summary()}; slixmpp login {took}")
@@ -537,7 +538,8 @@ def reset_in_state(state: str, px, mport, n: int = 12) -> str:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.multiworker)])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=[pytest.mark.multiworker,
+                                                              pytest.mark.no_sanitizer])])
 def test_resets_in_every_state(cluster, proxies, fake_backends, figures, workers):
     """Twelve sessions reset in each state: the proxy survives, serves an honest client
     throughout, and releases every descriptor: at once where it reads the client, by the
@@ -570,13 +572,14 @@ def test_resets_in_every_state(cluster, proxies, fake_backends, figures, workers
                    "session is queued, connecting or awaiting the backend is noticed only when "
                    "queue_timeout / connect_timeout / backend_timeout expire; meanwhile its "
                    "descriptors stay open and a queued one is still admitted and connected")
+@pytest.mark.no_sanitizer      # documents a known bug: once is enough
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("state", sorted(WAITING))
-def test_reset_while_waiting_is_released_at_once(cluster, proxies, fake_backends, state):
+def test_reset_while_waiting_is_released_at_once(cluster, proxies, fake_backends):
     px, mport, black = reset_proxy(cluster, proxies, fake_backends, 1, "10s")
     try:
         res = Resources(px, mport)
-        reset_in_state(state, px, mport)
-        res.assert_back(timeout=2.5, what=f"after resets in state {state} (timeouts 10 s)")
+        for state in sorted(WAITING):
+            reset_in_state(state, px, mport)
+            res.assert_back(timeout=2.5, what=f"after resets in state {state} (timeouts 10 s)")
     finally:
         black.close()
