@@ -12,6 +12,7 @@ connections_active / sessions_active gauges are back to where they were.
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -19,7 +20,8 @@ import pytest
 
 from conftest import CLIENT
 from xs_clients import assert_stream_error, exchange, header, login, parse_stream_error, tls_client_hello
-from xs_robust import (BadBackend, BlackHole, HonestProbe, Resources, read_until, rss_kib, rst_close,
+from xs_robust import (BadBackend, BlackHole, HonestProbe, Resources, fd_count, read_until, rss_kib,
+                       rst_close, stream_opens,
                        scrape, family_sum, wait_closed, wait_for, with_metrics,
                        FEATURES_RX)
 
@@ -244,6 +246,57 @@ def test_flood_of_connections_that_never_send(cluster, proxies, figures):
     assert worst < 2.0 + 3.0
     probe.check(max_latency=2.0)
     res.assert_back(timeout=5)
+
+
+# -------------------------------------------------------------------------------------------
+# out of descriptors (EMFILE): accepting pauses, no spin, no crash, and it resumes
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nofile_soft(pid: int) -> int:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise RuntimeError("no open-files limit")
+
+
+@pytest.mark.no_sanitizer      # measures CPU time
+@pytest.mark.timeout(60)
+def test_out_of_descriptors_pauses_accepting_without_spinning(cluster, proxies, figures):
+    px, res, _ = hostile_proxy(cluster, proxies, header_timeout="3s")
+    pid = px.proc.pid
+    limit = fd_count(pid) + 30
+    soft = nofile_soft(pid)
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={limit}:"], check=True)   # soft limit
+    socks = []
+    for _ in range(120):                  # 4x what the proxy can hold; the rest wait in the backlog
+        socks.append(socket.create_connection(("127.0.0.1", px.port), timeout=5))
+    time.sleep(0.5)
+    held = fd_count(pid)
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(2.0)
+    busy = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+    assert px.alive(), f"the proxy died out of descriptors:\n{px.stderr_tail()}"
+    for s in socks:
+        s.close()
+    # Descriptors free again: an honest client is served within a moment.
+    t1 = time.monotonic()
+    took = None
+    while took is None and time.monotonic() - t1 < 10:
+        took = stream_opens(px.port, CLIENT, timeout=3)
+    figures["out of descriptors (EMFILE)"] = \
+        (f"limit {limit}, {held} open while 120 clients waited; proxy CPU {busy * 100:.1f}% of a core "
+         f"while stuck; honest client served {time.monotonic() - t1:.2f}s after they left")
+    assert held <= limit
+    assert busy < 0.10, f"the proxy spins at {busy * 100:.0f}% of a core while out of descriptors"
+    assert took is not None, "accepting did not resume once descriptors were free"
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:"], check=True)
+    res.assert_back(timeout=8)
 
 
 # -------------------------------------------------------------------------------------------
