@@ -172,11 +172,12 @@ def test_join_storm_is_queued_and_reaches_prosody_without_retransmits(cluster, p
 @pytest.mark.timeout(120)
 def test_join_storm_without_the_limit_for_comparison(cluster, proxies, figures):
     """The same storm with max_connecting = 0, where Prosody's backlog of 128 decides. How many
-    connections overflow it depends on the machine, so that is reported, not asserted; every
-    session must still get through (late, after TCP retransmissions)."""
+    connections overflow it depends on the machine, so that is reported, not asserted: so is
+    how many sessions failed outright (SYN retransmissions past connect_timeout end in
+    remote-connection-failed), which is what the limit exists to prevent."""
     st = run_storm(cluster, proxies, 0)
-    figures["join storm without the limit (for comparison)"] = st["summary"]
-    assert not st["errors"], f"{len(st['errors'])} of {STORM} sessions failed, e.g. {st['errors'][:3]}"
+    figures["join storm without the limit (for comparison)"] = (
+        f"{st['summary']}; sessions failed: {len(st['errors'])} of {STORM}")
     assert st["qwait_count"] == 0, "max_connecting = 0 still queued sessions"
 
 
