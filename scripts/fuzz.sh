@@ -25,7 +25,8 @@ cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Fuzz -DXS
 cmake --build "$BUILD" -j2 --target xs_fuzz
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# ubsan.supp: undefined behaviour found, reported and not fixed yet (tests/fuzz/known-bugs).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/fuzz/ubsan.supp}
 echo "== fuzz: replay regression inputs and seed corpora"
 ctest --test-dir "$BUILD" -L fuzz --output-on-failure -j2
 

@@ -33,7 +33,8 @@
 //      (expat): where expat fails with XML_ERROR_INVALID_TOKEN at a non-ASCII character of the
 //      input and the sniffer accepted it, the disagreement is E1 when the sniffer's verdict
 //      does not change after every non-ASCII character in a name position is replaced with
-//      an ASCII letter. Only the name-character sets differ; the rest must still agree.
+//      an ASCII spelling of it ("u" and its code point in hex), and the ASCII input then passes
+//      the whole check: only the name-character sets differ, the rest must still agree.
 //   E2 the XML declaration's version: the sniffer requires "1." followed by digits (XML 1.0
 //      fifth edition, VersionNum); expat accepts any version string of name characters. A
 //      not-well-formed verdict whose detail is about the declaration's version is E2.
@@ -170,8 +171,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // E1: replace each non-ASCII character that stands in a name (between '<' and '>', outside
-// quotes) with 'a' (one byte per character), keeping everything else.
+// quotes) with "u" and its code point in hex ("u200c"): distinct characters stay distinct
+// names, and the result is ASCII. Everything else is kept.
 std::string asciify_names(std::string_view in) {
+    static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
     bool in_tag = false;
     char quote = 0;
@@ -186,10 +189,23 @@ std::string asciify_names(std::string_view in) {
             in_tag = false, out += '>';
         } else if (in_tag && (c == '\'' || c == '"')) {
             quote = static_cast<char>(c), out += static_cast<char>(c);
-        } else if (in_tag && c >= 0xC0) {
-            out += 'a';  // a lead byte: the character becomes one ASCII letter
-        } else if (in_tag && c >= 0x80) {
-            // continuation byte of the same character: dropped
+        } else if (in_tag && c >= 0xC2 && c <= 0xF4) {
+            const std::size_t n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+            std::uint32_t cp = c & (0x3F >> n);
+            bool ok = i + n < in.size();
+            for (std::size_t k = 1; ok && k <= n; ++k) {
+                const unsigned char d = static_cast<unsigned char>(in[i + k]);
+                ok = (d & 0xC0) == 0x80;
+                cp = (cp << 6) | (d & 0x3F);
+            }
+            if (!ok) {
+                out += static_cast<char>(c);  // not UTF-8: left for both parsers to refuse
+                continue;
+            }
+            out += 'u';
+            for (int shift = 20; shift >= 0; shift -= 4)
+                if ((cp >> shift) != 0 || shift == 0) out += kHex[(cp >> shift) & 0xF];
+            i += n;
         } else {
             out += static_cast<char>(c);
         }
