@@ -211,6 +211,7 @@ def start_backend(base: Path, name: str, hosts: list[str], users: dict[str, str]
     ]
     if direct_port:
         lua.append(f"c2s_direct_tls_ports = {{ {direct_port} }}")
+        lua.append('c2s_direct_tls_interfaces = { "127.0.0.1" }')
     modules = ["xmpp_shard"] + (["tls"] if own_cert else [])
     spec = InstanceSpec(name, free_port(), hosts=[VirtualHost(h) for h in hosts], accounts=accounts,
                         modules=modules, lua="\n".join(lua))
