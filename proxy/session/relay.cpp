@@ -2,6 +2,9 @@
 // uv_try_write; only what the kernel does not take is copied into a heap write request. Past
 // high_water bytes queued towards one side, reading from the other side stops until the queue
 // drains below low_water, so memory per session stays bounded whatever the peers do.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -11,6 +14,8 @@
 #include "util/log.hpp"
 
 namespace xs::session {
+
+using app::Worker;
 
 namespace {
 Side other(Side s) { return s == kClient ? kBackend : kClient; }
@@ -75,6 +80,17 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
         case State::Negotiating:
             on_negotiation_bytes(data, len);
             return;
+        case State::AwaitingBackend:
+            send(kBackend, data, len);  // connected: pass it on, and keep it for a failover
+            [[fallthrough]];
+        case State::Queued:
+        case State::Connecting:
+            replay_.append(data, len);
+            // Bounded: past this the client waits (and a vanished client is noticed by the
+            // state's timeout instead).
+            if (replay_.size() > cfg_->proxy.max_header_bytes + Worker::kScratchSize)
+                set_reading(kClient, false);
+            return;
         case State::Relaying:
         case State::Closing:
             count(kBackend, len);
@@ -92,7 +108,15 @@ void Session::on_backend_bytes(const char* data, std::size_t len) {
             on_backend_answered();
             count(kClient, len);
             to_client(data, len);
-            if (state_ == State::Relaying) set_reading(kClient, !paused_[kClient]);
+            if (state_ != State::Relaying) return;
+            if (finished_[kClient]) {  // the client half-closed while we waited
+                set_state(State::Closing);
+                reason_ = EndReason::ClientClosed;
+                start_timer(cfg_->proxy.close_linger);
+                shutdown_side(kBackend);
+                return;
+            }
+            set_reading(kClient, !paused_[kClient]);
             return;
         case State::Relaying:
         case State::Closing:
@@ -144,6 +168,9 @@ void Session::send(Side to, const char* data, std::size_t len) {
     if (pending_[to] > cfg_->proxy.high_water && !paused_[from]) {
         paused_[from] = true;
         set_reading(from, false);
+        // Not reading `from` any more, so its FIN or RST would go unnoticed: probe it.
+        if (state_ == State::Relaying && !uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)))
+            uv_timer_start(&timer_, on_timer, kProbeMs, kProbeMs);
     }
 }
 
@@ -188,7 +215,9 @@ void Session::side_finished(Side side, int status) {
         case State::Connecting:
         case State::AwaitingBackend:
             if (side == kClient) {
-                finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
+                // A half-close (FIN) is passed on once relaying starts (the backend's answer
+                // still reaches the client); a reset ends the session now.
+                if (!eof) finish(EndReason::ClientError);
                 return;
             }
             log::warn("backend ", cfg_->backends[backend_index_].name, " closed before answering: ",
@@ -228,6 +257,37 @@ void Session::side_finished(Side side, int status) {
         case State::Closed:
             return;
     }
+}
+
+// Relaying with a side paused by backpressure: ask the kernel whether that peer is still there.
+// Reset: the side has failed. Half-closed (FIN) for longer than close_linger: give up, as when
+// a side finishes. Nothing paused any more: the probe stops.
+void Session::probe_paused() {
+    bool any = false;
+    uint64_t now = uv_now(worker_.loop());
+    for (Side s : {kClient, kBackend}) {
+        uv_os_fd_t fd;
+        if (!paused_[s] || !stream(s) || uv_fileno(reinterpret_cast<uv_handle_t*>(stream(s)), &fd) != 0)
+            continue;
+        any = true;
+        tcp_info ti{};
+        socklen_t len = sizeof ti;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) continue;
+        if (ti.tcpi_state == TCP_CLOSE) {
+            side_finished(s, UV_ECONNRESET);
+            return;
+        }
+        if (ti.tcpi_state == TCP_CLOSE_WAIT) {
+            if (mark_ms_ == 0) mark_ms_ = now;
+            if (now - mark_ms_ >= static_cast<uint64_t>(cfg_->proxy.close_linger.count())) {
+                log::debug("session ", static_cast<const void*>(this), ": paused peer closed ",
+                           now - mark_ms_, " ms ago");
+                finish(EndReason::TimedOut);
+                return;
+            }
+        }
+    }
+    if (!any) uv_timer_stop(&timer_);
 }
 
 void Session::shutdown_side(Side side) {

@@ -134,9 +134,10 @@ void Session::route() {
         return;
     }
     sniffer_.reset();
-    // Bytes after the header stay in replay_; the client is not read again until the backend
-    // has answered, so replay_ is bounded and can be replayed to the next candidate.
-    set_reading(kClient, false);
+    // Bytes after the header stay in replay_, and so does whatever the client sends until the
+    // backend answers (bounded: see on_client_bytes), so that it can be replayed to the next
+    // candidate. The client is still read meanwhile, so a client that goes away is noticed at
+    // once rather than at the next timeout.
     connect_next();
 }
 
@@ -276,6 +277,7 @@ void Session::on_connected(int status) {
 void Session::on_backend_answered() {
     uv_timer_stop(&timer_);
     release_slot();
+    mark_ms_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
     set_state(State::Relaying);
     count(kBackend, replay_.size());
     std::string().swap(replay_);
@@ -322,6 +324,8 @@ void Session::on_timeout() {
             finish(reason_);
             return;
         case State::Relaying:
+            probe_paused();
+            return;
         case State::Closed:
             return;
     }

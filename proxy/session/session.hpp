@@ -116,6 +116,8 @@ private:
     void on_written(Side to, std::size_t len, int status);
     void side_finished(Side side, int status);
     void shutdown_side(Side side);
+    void probe_paused();
+    static constexpr uint64_t kProbeMs = 1000;  // liveness probe of a side paused by backpressure
     void set_reading(Side side, bool on);
     uv_stream_t* stream(Side s);
     void start_timer(config::Millis ms);

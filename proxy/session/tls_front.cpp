@@ -55,7 +55,6 @@ void Session::on_hello_bytes(const char* data, std::size_t len) {
     bool has_sni = info.has_sni;
     hello_.reset();
     if (!route_domain(sni, has_sni, false)) return;
-    set_reading(kClient, false);
     connect_next();
 }
 

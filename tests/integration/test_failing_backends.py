@@ -263,37 +263,30 @@ def test_every_failure_in_turn_then_a_good_backend(cluster, proxies, fake_backen
         closer.close()
 
 
-@pytest.mark.xfail(strict=False, reason="PROXY BUG (reported): while the proxy has stopped "
-                   "reading a client for backpressure it does not notice that client's FIN or "
-                   "RST; with a backend that reads slowly (or not at all) the session and both "
-                   "sockets stay until the backend drains the queue, close_linger notwithstanding")
-@pytest.mark.no_sanitizer      # documents a known bug: once is enough
 @pytest.mark.timeout(40)
 def test_client_gone_while_backend_reads_slowly_is_released(cluster, proxies):
-    """Two clients fill every buffer towards a 4 KiB/s backend, then one closes (FIN), the
-    other resets: both sessions should end within close_linger (1 s)."""
+    """A client fills every buffer towards a 4 KiB/s backend, so the proxy stops reading it
+    (backpressure), then resets: the proxy probes paused peers (TCP_INFO) and releases the
+    session within about a second instead of waiting for the backend to drain the queue.
+    (A plain FIN is not detectable in this position: it waits in the client's kernel behind
+    data the proxy's full receive window does not accept, as with any proxy; the client's
+    kernel resets the connection when it gives up.)"""
     slow = BadBackend("slow_reader", read_rate=4096)
     try:
         px, res = start(cluster, proxies, [("slow", slow.address)], close_linger="1s")
-        socks = []
-        for _ in range(2):
-            s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
-            s.sendall(header("fail.test"))
-            read_until(s, rb"<stream:features/>", 5)
-            s.setblocking(False)
-            socks.append(s)
+        s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+        s.sendall(header("fail.test"))
+        read_until(s, rb"<stream:features/>", 5)
+        s.setblocking(False)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2:                 # fill every buffer on the way
-            for s in socks:
-                try:
-                    s.send(b"x" * 65536)
-                except BlockingIOError:
-                    pass
+            try:
+                s.send(b"x" * 65536)
+            except BlockingIOError:
+                pass
             time.sleep(0.01)
-        socks[0].close()
-        rst_close(socks[1])
-        res.assert_back(timeout=1.0 + 3.0, what="after one client's FIN and another's RST "
-                        "(close_linger 1s)")
+        rst_close(s)
+        res.assert_back(timeout=3.0, what="after the paused client's RST (probe every 1 s)")
     finally:
         slow.close()
 

@@ -621,11 +621,8 @@ def test_resets_in_every_state(cluster, proxies, fake_backends, figures, workers
         black.close()
 
 
-@pytest.mark.xfail(strict=False, reason="PROXY BUG (reported): a client that resets while its "
-                   "session is queued, connecting or awaiting the backend is noticed only when "
-                   "queue_timeout / connect_timeout / backend_timeout expire; meanwhile its "
-                   "descriptors stay open and a queued one is still admitted and connected")
-@pytest.mark.no_sanitizer      # documents a known bug: once is enough
+# A client that resets while its session is queued, connecting or awaiting the backend is
+# noticed at once: the proxy keeps reading it (into the bounded replay buffer) meanwhile.
 @pytest.mark.timeout(60)
 def test_reset_while_waiting_is_released_at_once(cluster, proxies, fake_backends):
     px, mport, black = reset_proxy(cluster, proxies, fake_backends, 1, "10s")
