@@ -33,7 +33,8 @@
 //      (expat): where expat fails with XML_ERROR_INVALID_TOKEN at a non-ASCII character of the
 //      input and the sniffer accepted it, the disagreement is E1 when the sniffer's verdict
 //      does not change after every non-ASCII character in a name position is replaced with
-//      an ASCII spelling of it ("u" and its code point in hex), and the ASCII input then passes
+//      an ASCII spelling of it (its code point in hex between markers that occur nowhere else
+//      in the input, so no two names merge), and the ASCII input then passes
 //      the whole check: only the name-character sets differ, the rest must still agree.
 //   E2 the XML declaration's version: the sniffer requires "1." followed by digits (XML 1.0
 //      fifth edition, VersionNum); expat accepts any version string of name characters. A
@@ -171,10 +172,13 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // E1: replace each non-ASCII character that stands in a name (between '<' and '>', outside
-// quotes) with "u" and its code point in hex ("u200c"): distinct characters stay distinct
-// names, and the result is ASCII. Everything else is kept.
+// quotes) with its code point in hex between two markers ("zq200czq"), the marker being a
+// string that occurs nowhere in the input: distinct names stay distinct (and distinct from
+// every name already there), and the result is ASCII. Everything else is kept.
 std::string asciify_names(std::string_view in) {
     static constexpr char kHex[] = "0123456789abcdef";
+    std::string marker = "zq";
+    while (in.find(marker) != std::string_view::npos) marker += 'q';
     std::string out;
     bool in_tag = false;
     char quote = 0;
@@ -202,9 +206,10 @@ std::string asciify_names(std::string_view in) {
                 out += static_cast<char>(c);  // not UTF-8: left for both parsers to refuse
                 continue;
             }
-            out += 'u';
+            out += marker;
             for (int shift = 20; shift >= 0; shift -= 4)
                 if ((cp >> shift) != 0 || shift == 0) out += kHex[(cp >> shift) & 0xF];
+            out += marker;
             i += n;
         } else {
             out += static_cast<char>(c);
