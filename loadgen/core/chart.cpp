@@ -52,6 +52,7 @@ std::string line_chart(const Spec& spec, const std::vector<Series>& series,
             x1 = std::max(x1, x);
             y1 = std::max(y1, y);
         }
+    x0 = std::min(x0, 0.0);  // time axes start at the start of the run
     if (x1 <= x0) x1 = x0 + 1;
     double ystep = nice_step(y1, 5);
     y1 = std::ceil(y1 / ystep) * ystep;

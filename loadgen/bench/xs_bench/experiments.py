@@ -25,10 +25,9 @@ P99_LIMIT_MS = 2000.0
 class Params:
     room_size: int = 10
     fixed_rooms: int = 30            # "p99 at a fixed size": 300 participants
-    search_start: int = 10           # rooms
-    search_max: int = 320
-    bisect_steps: int = 2
-    bridges: int = 40
+    ladder: tuple = (10, 20, 30, 40, 50, 60, 80, 100, 130)   # storm sizes in rooms
+    reps: int = 2                    # each size, each topology, interleaved
+    bridges: int = 30
     interval: float = 1.0
     stay: float = 2.0
     overhead_rounds: int = 2
@@ -42,7 +41,7 @@ class Params:
 
     @classmethod
     def quick(cls) -> "Params":
-        return cls(fixed_rooms=5, search_start=5, search_max=20, bisect_steps=0, bridges=5,
+        return cls(fixed_rooms=5, ladder=(2, 5, 10), reps=1, bridges=5,
                    stay=1, overhead_rounds=1, overhead_clients=20, prosody_rate=100,
                    stub_rate=500, overhead_secs=2, setup_secs=2, memory_sessions=(200, 500))
 
@@ -71,6 +70,7 @@ def storm_row(rep: dict, rooms: int, p: Params) -> dict:
     row = {"rooms": rooms, "participants": rooms * p.room_size, "ok": storm_ok(rep, rooms, p),
            "join_p50": lat(rep, "join", "p50"), "join_p99": lat(rep, "join"),
            "join_max": lat(rep, "join", "max"), "joined": count(rep, "participants_joined"),
+           "wall_s": rep["wall_s"],
            "errors": rep["errors_total"], "error_kinds": rep["errors"],
            "storm_s": rep["rates"].get("storm_s", float("nan")),
            "msg_p99": lat(rep, "message_rtt"), "brewery_delivery_p99": lat(rep, "brewery_delivery"),
@@ -88,46 +88,57 @@ def storm_trial(lg: Loadgen, t: Topology, kind: str, rooms: int, p: Params, char
     rep = lg.run(name, scenario, args, watch=t.watch, chart=chart, timeout=150)
     row = storm_row(rep, rooms, p)
     lg.log(f"  {name}: joined {row['joined']}/{rooms * p.room_size} p50 {row['join_p50']:.0f} ms "
-           f"p99 {row['join_p99']:.0f} ms errors {row['errors']} ({row['secs']:.0f} s)")
+           f"p99 {row['join_p99']:.0f} ms errors {row['errors']} ({row['secs']:.0f} s; other work "
+           f"{row['foreign_cpu_s'] / max(row['wall_s'], 0.001):.2f} cores)")
     return row
 
 
-def storm_search(lg: Loadgen, t: Topology, kind: str, p: Params) -> dict:
-    """Doubling, then bisection: the largest number of rooms whose storm completes with
-    p99 join < 2 s and no error."""
-    trials, good, bad = [], None, None
-    r = p.search_start
-    while r <= p.search_max:
-        row = storm_trial(lg, t, kind, r, p)
-        trials.append(row)
-        if row["ok"]:
-            good = r
-            r *= 2
-        else:
-            bad = r
+def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Params) -> dict:
+    """Storms of growing size; at each size every topology still in the race runs `reps` times,
+    interleaved (rotating the order), so that slow drifts of the machine hit all alike. A
+    topology "completes" a size when every repetition joined everyone without an error and with
+    p99 join < 2 s; it leaves the race at its first failing size. The fixed size gets charts."""
+    trials: dict[str, list] = {t: [] for t in topologies}
+    racing = list(topologies)
+    for rooms in p.ladder:
+        if not racing:
             break
-    if good is None and bad is not None and bad > 1:  # below the first size: one step down
-        r = max(1, bad // 2)
-        row = storm_trial(lg, t, kind, r, p)
-        trials.append(row)
-        if row["ok"]:
-            good = r
-        else:
-            bad = r
-    for _ in range(p.bisect_steps):
-        if good is None or bad is None or bad - good <= 1:
-            break
-        mid = (good + bad) // 2
-        row = storm_trial(lg, t, kind, mid, p)
-        trials.append(row)
-        if row["ok"]:
-            good = mid
-        else:
-            bad = mid
-    return {"topology": t.name, "kind": kind, "largest_rooms": good or 0,
-            "largest_participants": (good or 0) * p.room_size,
-            "first_failing_participants": bad * p.room_size if bad else None,
-            "capped": bad is None, "trials": trials}
+        for rep in range(p.reps):
+            order = racing[rep % len(racing):] + racing[:rep % len(racing)]
+            for t in order:
+                chart = rooms == p.fixed_rooms and rep == 0
+                row = storm_trial(lg, stack.topology(t), kind, rooms, p, chart=chart,
+                                  tag=f"-r{rep}" + ("-fixed" if chart else ""))
+                row["rep"] = rep
+                trials[t].append(row)
+        for t in list(racing):
+            rows = [r for r in trials[t] if r["rooms"] == rooms]
+            if not all(r["ok"] for r in rows):
+                racing.remove(t)
+    out = {}
+    for t, rows in trials.items():
+        sizes = sorted({r["rooms"] for r in rows})
+        passed = [s for s in sizes if all(r["ok"] for r in rows if r["rooms"] == s)]
+        failed = [s for s in sizes if s not in passed]
+        largest = 0
+        for s in sizes:                      # contiguous from the bottom of the ladder
+            if s in passed:
+                largest = s
+            else:
+                break
+        per_size = {}
+        for s in sizes:
+            rs = [r for r in rows if r["rooms"] == s]
+            per_size[s * p.room_size] = {
+                "join_p99_median": sorted(r["join_p99"] for r in rs)[len(rs) // 2] if len(rs) % 2 else
+                sum(r["join_p99"] for r in rs) / len(rs),
+                "join_p99_max": max(r["join_p99"] for r in rs),
+                "join_p50_mean": sum(r["join_p50"] for r in rs) / len(rs),
+                "ok": all(r["ok"] for r in rs)}
+        out[t] = {"topology": t, "kind": kind, "largest_participants": largest * p.room_size,
+                  "first_failing_participants": failed[0] * p.room_size if failed else None,
+                  "capped": not failed, "by_size": per_size, "trials": rows}
+    return out
 
 
 def tenant_spread(stack: Stack, marks: dict) -> dict:
@@ -152,13 +163,14 @@ def overhead(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
         direct = stack.stub("echo")
         base = ["--domain", STUB_ECHO, "--auth", "none", "--rate", p.stub_rate, "--warmup", 1]
     px, hx = f"127.0.0.1:{stack.ports['proxy']}", f"127.0.0.1:{stack.ports['haproxy']}"
+    backend_pid = {"backend": stack.instances["p0"].pid if backend == "prosody" else stack.stubs["stub-echo"].pid}
     paths = [("direct", direct, {}), ("xmpp-shard", px, {"front": stack.proxy_proc.pid}),
              ("HAProxy", hx, {"front": stack.haproxy.pid})]
     runs: dict[str, list] = {n: [] for n, _, _ in paths}
     for rnd in range(p.overhead_rounds):
         for name, server, watch in paths:
             w = dict(watch)
-            w.update({"prosody-0": stack.instances["p0"].pid} if backend == "prosody" else {})
+            w.update(backend_pid)
             rep = lg.run(f"overhead-{backend}-{name}-{rnd}", "steady",
                          ["--server", server, "--clients", p.overhead_clients,
                           "--duration", p.overhead_secs, *base], watch=w, timeout=120)
@@ -167,7 +179,8 @@ def overhead(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
             runs[name].append({"p50": lat(rep, "message_rtt", "p50"), "p99": lat(rep, "message_rtt"),
                                "mean": lat(rep, "message_rtt", "mean"), "errors": rep["errors_total"],
                                "front_cpu_s": f.get("cpu_s_window", float("nan")),
-                               "stanzas": stanzas, "rate": rep["rates"].get("messages_per_s")})
+                               "stanzas": stanzas, "rate": rep["rates"].get("messages_per_s"),
+                               "foreign_cpu_s": rep["_foreign_cpu_s"]})
             lg.log(f"  overhead {backend} {name} round {rnd}: p50 {runs[name][-1]['p50']:.3f} "
                    f"p99 {runs[name][-1]['p99']:.3f} ms, front CPU {runs[name][-1]['front_cpu_s']}")
     summary = {}
@@ -191,8 +204,10 @@ def setup_rate(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
         direct, dom = stack.stub("discard"), STUB_DISCARD
     px, hx = f"127.0.0.1:{stack.ports['proxy']}", f"127.0.0.1:{stack.ports['haproxy']}"
     out = {}
+    bpid = stack.instances["p0"].pid if backend == "prosody" else stack.stubs["stub-discard"].pid
     for name, server, watch in (("direct", direct, {}), ("xmpp-shard", px, {"front": stack.proxy_proc.pid}),
                                 ("HAProxy", hx, {"front": stack.haproxy.pid})):
+        watch = {**watch, "backend": bpid}
         rep = lg.run(f"setup-{backend}-{name}", "churn",
                      ["--server", server, "--domain", dom, "--auth", "none", "--concurrency",
                       p.setup_concurrency, "--duration", p.setup_secs], watch=watch, timeout=90)
@@ -203,7 +218,9 @@ def setup_rate(lg: Loadgen, stack: Stack, p: Params, backend: str) -> dict:
                      "errors": rep["errors_total"], "setup_p50": lat(rep, "session_setup", "p50"),
                      "setup_p99": lat(rep, "session_setup"),
                      "front_cpu_us_per_session": f["cpu_s_window"] / n * 1e6 if f and n else None,
-                     "front_cpu_pct": f.get("cpu_pct_avg"), "loadgen_cpu_pct": lg_cpu.get("cpu_pct_avg")}
+                     "front_cpu_pct": f.get("cpu_pct_avg"), "loadgen_cpu_pct": lg_cpu.get("cpu_pct_avg"),
+                     "backend_cpu_pct": proc(rep, "backend").get("cpu_pct_avg"),
+                     "foreign_cpu_s": rep["_foreign_cpu_s"]}
         lg.log(f"  setup {backend} {name}: {out[name]['sessions_per_s']:.0f}/s, errors {out[name]['errors']}")
     return out
 

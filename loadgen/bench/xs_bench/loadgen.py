@@ -30,7 +30,7 @@ class Loadgen:
     processes nobody watched ("foreign")."""
 
     def __init__(self, binary: Path, outdir: Path, log=print, quiet_pct: float = 15.0,
-                 quiet_wait: float = 90.0):
+                 quiet_wait: float = 60.0, total_wait: float = 300.0):
         self.binary = Path(binary)
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
@@ -39,11 +39,13 @@ class Loadgen:
         self.quiet_pct = quiet_pct
         self.quiet_wait = quiet_wait
         self.waited = 0.0
+        self.total_wait = total_wait   # over the whole bench; then runs go ahead regardless
 
     def wait_quiet(self) -> float:
         t0 = time.monotonic()
         busy = machine_busy(0.5)
-        while busy > self.quiet_pct and time.monotonic() - t0 < self.quiet_wait:
+        limit = min(self.quiet_wait, max(0.0, self.total_wait - self.waited))
+        while busy > self.quiet_pct and time.monotonic() - t0 < limit:
             busy = machine_busy(1.0)
         waited = time.monotonic() - t0
         if waited > 2:
