@@ -30,7 +30,9 @@ run_suite build ""
 
 if [ "${XS_SANITIZERS:-1}" != 0 ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON \
+  # Warnings are enforced by the normal build; with sanitizers GCC 12 reports false
+  # maybe-uninitialized warnings inside std::regex, so these builds do not use -Werror.
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF \
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
   # The proxy and the unit tests of what it links; the load generator and the Python-only
   # deploy tests gain nothing from a second run here.
@@ -40,7 +42,7 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
     -k "not deploy and not deb and not loadgen and not dashboard and not run_local and not xs_local"
 
   echo "== ThreadSanitizer (multi-worker paths)"
-  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON -DXS_BUILD_TESTS=OFF \
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF -DXS_BUILD_TESTS=OFF \
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread -fno-omit-frame-pointer"
   cmake --build build-tsan -j2 --target xmpp-shard-proxy
   TSAN_OPTIONS="halt_on_error=1 exitcode=66" XS_PROXY_BIN="$PWD/build-tsan/bin/xmpp-shard-proxy" \
