@@ -25,7 +25,7 @@ P99_LIMIT_MS = 2000.0
 class Params:
     room_size: int = 10
     fixed_rooms: int = 30            # "p99 at a fixed size": 300 participants
-    ladder: tuple = (10, 20, 30, 40, 50, 60, 80, 100, 130)   # storm sizes in rooms
+    ladder: tuple = (10, 20, 30, 40, 60, 80, 100)   # storm sizes in rooms
     reps: int = 2                    # each size, each topology, interleaved
     bridges: int = 30
     interval: float = 1.0
@@ -34,7 +34,7 @@ class Params:
     overhead_clients: int = 200
     prosody_rate: int = 500
     stub_rate: int = 5000
-    overhead_secs: float = 12
+    overhead_secs: float = 10
     setup_secs: float = 8
     setup_concurrency: int = 100
     memory_sessions: tuple = (1000, 4000, 9000)

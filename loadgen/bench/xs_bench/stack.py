@@ -42,6 +42,18 @@ def tenant_muc(d: str) -> str:
     return f"conference.{d}"
 
 
+def set_autogroup_nice(pid: int, nice: int) -> bool:
+    """With sched_autogroup (on by default), every session (setsid) is its own scheduling group
+    and a process's nice value only counts inside its group; the group's own nice is set here.
+    Children started by xs_local.procs.spawn get a session each, hence one call per process."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+        return True
+    except OSError:
+        return False
+
+
 def raise_nofile() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -59,7 +71,8 @@ class Topology:
 
 
 class Stack:
-    def __init__(self, base: Path, bin_dir: Path, proxy_workers: int = 1, haproxy_threads: int = 1):
+    def __init__(self, base: Path, bin_dir: Path, proxy_workers: int = 1, haproxy_threads: int = 1,
+                 nice: int = 0):
         self.base = Path(base)
         self.bin_dir = Path(bin_dir)
         self.proxy_workers = proxy_workers
@@ -70,6 +83,11 @@ class Stack:
         self.stubs: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
         self._logs: list = []
+        self.nice = nice
+
+    def _boost(self, pid) -> None:
+        if self.nice and pid:
+            set_autogroup_nice(pid, self.nice)
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -101,6 +119,7 @@ class Stack:
             self.stubs[name] = self._spawn(name, [str(self.bin_dir / "xmpp-shard-stub-backend"),
                                                   "--listen", f"127.0.0.1:{port}", *extra])
             wait_port("127.0.0.1", port, timeout=10, proc=self.stubs[name], what=name)
+            self._boost(self.stubs[name].pid)
 
     def proxy_config(self) -> ProxyConfig:
         cfg = ProxyConfig(comment="xmpp-shard benchmark (loadgen/bench)",
@@ -123,6 +142,7 @@ class Stack:
         path.write_text(self.proxy_config().render())
         self.proxy_proc = self._spawn("proxy", [str(self.bin_dir / "xmpp-shard-proxy"), "--config", str(path)])
         wait_port("127.0.0.1", self.ports["proxy"], timeout=10, proc=self.proxy_proc, what="proxy")
+        self._boost(self.proxy_proc.pid)
 
     def stop_proxy(self) -> None:
         if self.proxy_proc is not None:
@@ -140,6 +160,7 @@ class Stack:
                       "stub-discard": f"127.0.0.1:{self.ports['stub-discard']}"},
             default_backend="p0")
         self.haproxy = HAProxyProcess(cfg, self.base / "haproxy").start()
+        self._boost(self.haproxy.pid)
 
     def stop_haproxy(self) -> None:
         if self.haproxy:
@@ -165,6 +186,7 @@ class Stack:
             inst.prepare()
         for inst in self.instances.values():
             inst.start()
+            self._boost(inst.pid)
         self.start_stubs()
         self.start_proxy()
         self.start_haproxy()
