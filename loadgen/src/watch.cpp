@@ -94,7 +94,7 @@ void Watcher::sample() {
             p.first_t = p.last_t = t;
             p.rss_start = rss;
             p.samples.push_back({t, 0, rss});
-        } else if (t > p.last_t) {
+        } else if (t - p.last_t >= interval_s_ * 0.5) {  // no near-duplicate samples (at stop)
             double cpu = stats::cpu_percent(p.last_ticks, st.cpu_ticks, t - p.last_t, hz_);
             p.samples.push_back({t, cpu, rss});
             p.cpu_max = std::max(p.cpu_max, cpu);
@@ -106,22 +106,29 @@ void Watcher::sample() {
     }
 }
 
+// Window marks read the counters now but add no chart sample: a sample a few milliseconds after
+// the previous one would draw a spurious 0 % dip.
 void Watcher::mark_window_start() {
-    sample();
     for (Proc& p : procs_) {
-        p.win_start_ticks = p.last_ticks;
+        stats::ProcStat st;
+        bool ok = !p.gone && (p.pid == 0 ? read_machine(st) : read_stat(p.pid, st));
+        p.win_start_ticks = ok ? st.cpu_ticks : p.last_ticks;
         p.win_started = true;
         p.rss_win_end = p.samples.empty() ? 0 : p.samples.back().rss_mb;
     }
 }
 
 void Watcher::mark_window_end() {
-    sample();
     for (Proc& p : procs_) {
         if (!p.win_started || p.win_ended) continue;
-        p.win_end_ticks = p.last_ticks;
+        stats::ProcStat st;
+        bool ok = !p.gone && (p.pid == 0 ? read_machine(st) : read_stat(p.pid, st));
+        p.win_end_ticks = ok ? st.cpu_ticks : p.last_ticks;
         p.win_ended = true;
-        if (!p.samples.empty()) p.rss_win_end = p.samples.back().rss_mb;
+        if (ok && p.pid != 0)
+            p.rss_win_end = static_cast<double>(st.rss_pages * static_cast<std::uint64_t>(page_kb_)) / 1024.0;
+        else if (!p.samples.empty())
+            p.rss_win_end = p.samples.back().rss_mb;
     }
 }
 

@@ -22,7 +22,7 @@ public:
             double interval_s, std::uint64_t t0_us);
     void start();
     void stop();
-    void sample();               // also called at phase boundaries
+    void sample();
     void mark_window_start();
     void mark_window_end();
     std::vector<ProcSummary> summaries() const;

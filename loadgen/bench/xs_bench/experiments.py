@@ -93,6 +93,16 @@ def storm_trial(lg: Loadgen, t: Topology, kind: str, rooms: int, p: Params, char
     return row
 
 
+def interpolate_2s(per_size: dict) -> float | None:
+    """The storm size at which the median p99 join time crosses 2 s, interpolated linearly
+    between the last size below and the first size above (None if it never crosses)."""
+    pts = sorted((n, v["join_p99_median"]) for n, v in per_size.items())
+    for (n0, y0), (n1, y1) in zip(pts, pts[1:]):
+        if y0 < P99_LIMIT_MS <= y1:
+            return n0 + (P99_LIMIT_MS - y0) * (n1 - n0) / (y1 - y0)
+    return None
+
+
 def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Params) -> dict:
     """Storms of growing size; at each size every topology still in the race runs `reps` times,
     interleaved (rotating the order), so that slow drifts of the machine hit all alike. A
@@ -136,6 +146,7 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Param
                 "join_p50_mean": sum(r["join_p50"] for r in rs) / len(rs),
                 "ok": all(r["ok"] for r in rs)}
         out[t] = {"topology": t, "kind": kind, "largest_participants": largest * p.room_size,
+                  "at_2s_interpolated": interpolate_2s(per_size),
                   "first_failing_participants": failed[0] * p.room_size if failed else None,
                   "capped": not failed, "by_size": per_size, "trials": rows}
     return out
