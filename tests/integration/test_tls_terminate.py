@@ -23,8 +23,9 @@ pytest.register_assert_rewrite("tls_support")
 from xs_clients import Exchange, assert_stream_error, parse_stream_error, tls_client_hello  # noqa: E402
 from xs_fakes import FakeBackend  # noqa: E402
 from tls_support import (PROXY_SIGNATURE, RAW, SUB, TERM, Raw, SClient, TestCA,  # noqa: E402
-                         backend_login, base_config, client_context, der_subject_org, free_port, proxy_v2,
-                         s_client_once, start_proxy, stream_header, tls_login, tls_login_many)
+                         backend_login, base_config, client_context, der_subject_org, free_port,
+                         login_plain, proxy_v2, s_client_once, start_proxy, stream_header, tls_login,
+                         tls_login_many)
 
 pytest_plugins = ["tls_support"]
 
@@ -272,6 +273,20 @@ def test_refusal_after_the_handshake_is_encrypted(px, tls_ca, proxy_certs):
     ex = Exchange(data, closed, time.monotonic() - t0)
     doc = assert_stream_error(ex, "host-unknown")
     assert doc.root_attrs.get("from") == f"other.{TERM}", data
+
+
+def test_pipelined_header_and_starttls(px, term_backend, tls_ca):
+    """A client that sends its header and <starttls/> in one packet gets features and <proceed/>
+    and completes the handshake; then logs in."""
+    mark = term_backend.mark()
+    c = Raw(px.port("starttls"), source=CLIENT_IP)
+    c.send(stream_header(TERM) + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    got = c.until(r"<proceed[^>]*/>")
+    assert "<required/>" in got, got
+    c.wrap(client_context(tls_ca.cert), TERM)
+    login_plain(c, TERM, "alice", term_backend.passwords[f"alice@{TERM}"])
+    c.close()
+    backend_login(term_backend, mark, f"alice@{TERM}", (CLIENT_IP, c.sockname[1]))
 
 
 def test_client_hello_on_a_starttls_listener_is_closed_without_xml(px, fake):
