@@ -26,7 +26,7 @@ class Params:
     room_size: int = 10
     fixed_rooms: int = 30            # "p99 at a fixed size": 300 participants
     ladder: tuple = (10, 20, 30, 40, 60, 80, 100)   # storm sizes in rooms
-    reps: int = 2                    # each size, each topology, interleaved
+    reps: int = 3                    # each size, each topology, interleaved
     bridges: int = 30
     interval: float = 1.0
     stay: float = 2.0
@@ -125,6 +125,13 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Param
             rows = [r for r in trials[t] if r["rooms"] == rooms]
             if not all(r["ok"] for r in rows):
                 racing.remove(t)
+    # Every topology gets its CPU chart at the fixed size, even one that left the race earlier
+    # (that run does not change its result: a smaller size already failed).
+    for t in topologies:
+        if not any(r["rooms"] == p.fixed_rooms for r in trials[t]):
+            row = storm_trial(lg, stack.topology(t), kind, p.fixed_rooms, p, chart=True, tag="-r0-fixed")
+            row["rep"] = 0
+            trials[t].append(row)
     out = {}
     for t, rows in trials.items():
         sizes = sorted({r["rooms"] for r in rows})
