@@ -112,6 +112,9 @@ async def slowloris(port: int, conns: int, duration: float, hdr: bytes) -> dict:
     return st
 
 
+# Load tests (thousands of connections, latency bounds): run once, not again under ASan, whose
+# stage covers the same header-timeout paths with the wire tests (CI time).
+@pytest.mark.no_sanitizer
 @pytest.mark.timeout(90)
 def test_slowloris_thousands_of_one_byte_per_second_headers(cluster, proxies, figures):
     px, res, _ = hostile_proxy(cluster, proxies, header_timeout="2s")
@@ -202,6 +205,7 @@ def test_one_megabyte_headers(cluster, proxies, figures, max_header):
 FLOOD = int(os.environ.get("XS_IT_FLOOD", "3000"))
 
 
+@pytest.mark.no_sanitizer      # a load test, as slowloris above
 @pytest.mark.timeout(60)
 def test_flood_of_connections_that_never_send(cluster, proxies, figures):
     px, res, _ = hostile_proxy(cluster, proxies, header_timeout="2s")
