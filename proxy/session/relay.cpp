@@ -2,9 +2,11 @@
 // uv_try_write; only what the kernel does not take is copied into a heap write request. Past
 // high_water bytes queued towards one side, reading from the other side stops until the queue
 // drains below low_water, so memory per session stays bounded whatever the peers do.
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -290,9 +292,23 @@ void Session::probe_paused() {
     if (!any) uv_timer_stop(&timer_);
 }
 
+// Pass a FIN on once everything queued for `side` is written. With nothing queued (the usual
+// case) shut down directly: uv_shutdown would register for writability just to learn that the
+// write queue is empty, an epoll_ctl round trip per session. Finishing the client side ends a
+// Closing session (on_shutdown_done's rule), so callers must check state_ afterwards.
 void Session::shutdown_side(Side side) {
     uv_stream_t* h = stream(side);
     if (!h) return;
+    uv_os_fd_t fd;
+    if (pending_[side] == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
+        if (side == kClient && state_ == State::Closing) {  // close() sends the FIN at once
+            finish(reason_);
+            return;
+        }
+        int rc = ::shutdown(fd, SHUT_WR) == 0 ? 0 : uv_translate_sys_error(errno);
+        if (side == kClient && (state_ == State::Closing || rc < 0)) finish(reason_);
+        return;
+    }
     auto* req = new uv_shutdown_t{};
     req->data = this;
     if (uv_shutdown(req, h, on_shutdown_done) != 0) {

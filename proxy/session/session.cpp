@@ -245,6 +245,10 @@ void Session::connect_now() {
         backend_failed("connect failed", false);
         return;
     }
+    // Read interest from the start: the socket is registered once for writability and
+    // readability together (libuv reports the connect first), instead of being registered for
+    // writability and then re-registered for reading when the connect completes.
+    set_reading(kBackend, true);
     start_timer(cfg_->proxy.connect_timeout);
 }
 
@@ -268,7 +272,6 @@ void Session::on_connected(int status) {
     uv_tcp_nodelay(backend_, 1);
     set_state(State::AwaitingBackend);
     start_timer(cfg_->proxy.backend_timeout);
-    set_reading(kBackend, true);
     if (!write_proxy_header()) return;
     send(kBackend, replay_.data(), replay_.size());
 }
@@ -364,7 +367,7 @@ void Session::refuse(StreamCondition c, std::string_view domain, std::string_vie
     // does not reset the connection before the client has read the error.
     set_reading(kClient, true);
     shutdown_side(kClient);
-    start_timer(cfg_->proxy.close_linger);
+    if (state_ == State::Refusing) start_timer(cfg_->proxy.close_linger);
 }
 
 void Session::release_slot() {
