@@ -8,6 +8,12 @@ Modes ([certs] mode in the plan):
   existing     nothing is made: the instances' `certificates` points at [certs] dir, and
                missing DOMAIN.crt / DOMAIN.key there are reported
 Existing files are kept (delete one to have it made again). Keys are mode 0640, group prosody.
+
+Where ([plan] tls, see tls.py):
+  none       per instance: OUT/prosody/NAME/certs/DOMAIN.crt for each VirtualHost and component
+  terminate  for the proxy only (Prosody needs none): OUT/certs/DOMAIN.crt for each domain a
+             client may name (VirtualHosts and tenants), keys group xmpp-shard (the proxy's user)
+             when that group exists; with "existing", [certs] dir must hold them
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from pathlib import Path
 
 from .plan import Layout
 from .prosody import PROSODY_USER, _chown, instance_paths
+from .systemd import PROXY_USER
+from .tls import cert_domains, proxy_cert_dir, tls_profile
 
 
 @dataclass
@@ -39,9 +47,18 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {r.stderr.strip()}")
 
 
-def _secure_key(path: Path) -> None:
+def _group_exists(name: str) -> bool:
+    import grp
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _secure_key(path: Path, group: str = PROSODY_USER) -> None:
     os.chmod(path, 0o640)
-    _chown(path, "root", PROSODY_USER)
+    _chown(path, "root", group)
 
 
 def _make_ca(crt: Path, key: Path, days: int) -> None:
@@ -53,7 +70,8 @@ def _make_ca(crt: Path, key: Path, days: int) -> None:
     os.chmod(key, 0o600)
 
 
-def _make_cert(certs: Path, domain: str, days: int, ca: tuple[Path, Path] | None) -> None:
+def _make_cert(certs: Path, domain: str, days: int, ca: tuple[Path, Path] | None,
+               group: str = PROSODY_USER) -> None:
     key, crt = certs / f"{domain}.key", certs / f"{domain}.crt"
     san = f"subjectAltName=DNS:{domain},DNS:*.{domain}"
     if ca is None:
@@ -69,7 +87,7 @@ def _make_cert(certs: Path, domain: str, days: int, ca: tuple[Path, Path] | None
                      "-nodes", "-subj", f"/CN={domain}", "-keyout", str(key), "-out", str(csr))
             _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
                      "-CAcreateserial", "-days", str(days), "-extfile", str(ext), "-out", str(crt))
-    _secure_key(key)
+    _secure_key(key, group)
     os.chmod(crt, 0o644)
 
 
@@ -87,6 +105,9 @@ def make_certs(layout: Layout) -> CertsResult:
             res.made.append(str(crt))
         ca = (crt, key)
         res.ca = crt
+    if tls_profile(layout.plan).terminate:
+        _proxy_certs(layout, ca, res)
+        return res
     for spec in layout.instances:
         certs = instance_paths(spec, layout.out / "prosody" / spec.name).certs
         for domain in spec.domains + [m.domain for m in spec.mucs]:
@@ -101,3 +122,31 @@ def make_certs(layout: Layout) -> CertsResult:
             _make_cert(certs, domain, cp.days, ca)
             res.made.append(f"{certs}/{domain}.crt")
     return res
+
+
+def _proxy_certs(layout: Layout, ca, res: CertsResult) -> None:
+    """[plan] tls = "terminate": one certificate per client-facing domain, for the proxy."""
+    cp = layout.plan.certs
+    certs = proxy_cert_dir(layout.plan, layout.out)
+    group = PROXY_USER if _group_exists(PROXY_USER) else "root"
+    for domain in cert_domains(layout.plan):
+        have = (certs / f"{domain}.crt").exists() and (certs / f"{domain}.key").exists()
+        if cp.mode == "existing" or have:
+            (res.kept if have else res.missing).append(f"{certs}/{domain}.crt")
+            continue
+        if not certs.exists():
+            certs.mkdir(mode=0o755, parents=True)
+        _make_cert(certs, domain, cp.days, ca, group)
+        res.made.append(f"{certs}/{domain}.crt")
+
+
+def missing_proxy_certs(layout: Layout) -> list[str]:
+    """The proxy's certificate files (terminate mode) that do not exist."""
+    missing = []
+    for c in tls_profile(layout.plan).proxy_certificates:
+        for k in ("cert", "key"):
+            p = Path(c[k])
+            p = p if p.is_absolute() else (layout.out or Path(".")) / p
+            if not p.exists():
+                missing.append(str(p))
+    return missing

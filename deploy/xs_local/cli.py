@@ -22,7 +22,9 @@ from typing import Optional
 from . import runner
 from .generate import ACCOUNTS, MANIFEST, GenerateError, generate, read_passwords, render_files
 from .plan import DEFAULT_PATHS, Plan, PlanError, expand, load_plan
+from .certs import make_certs, missing_proxy_certs
 from .prosody import ProsodyInstance, make_base_dir, require_prosody
+from .tls import proxy_cert_dir, tls_profile
 
 PROG = "xmpp-shard-deploy"
 
@@ -97,11 +99,12 @@ def cmd_accounts(args) -> int:
 
 
 def cmd_certs(args) -> int:
-    from .certs import make_certs
     plan = _load(args)
     layout = _generated_layout(args, plan)
     res = make_certs(layout)
-    print(f"certs: mode {plan.certs.mode}: {len(res.made)} made, {len(res.kept)} kept")
+    where = (f" for the proxy ([plan] tls = \"terminate\") in {proxy_cert_dir(plan, layout.out)}"
+             if tls_profile(plan).terminate else " for the Prosody instances")
+    print(f"certs: mode {plan.certs.mode}{where}: {len(res.made)} made, {len(res.kept)} kept")
     for p in res.made:
         print(f"  made {p}")
     if res.ca:
@@ -148,7 +151,11 @@ def cmd_check(args) -> int:
             ip.paths = {}
         try:
             layout, _res, _notes = generate(plan, out_dir, ncpu=args.cores)
-        except GenerateError as e:
+            if tls_profile(plan).terminate and plan.certs.mode != "existing":
+                # The proxy's --check loads the certificates: make throwaway ones (a CA of the
+                # plan's [certs] ca_cert is only read).
+                make_certs(layout)
+        except (GenerateError, RuntimeError) as e:
             problems.append(str(e))
             layout = None
     else:
@@ -163,6 +170,18 @@ def cmd_check(args) -> int:
         if stale:
             problems.append(f"{out} is out of date with the plan ({', '.join(stale[:5])}"
                             f"{' ...' if len(stale) > 5 else ''}): run generate")
+    missing: list[str] = []
+    if layout is not None and tls_profile(plan).terminate:
+        missing = missing_proxy_certs(layout)
+        if missing:
+            key = "[certs] dir" if plan.certs.mode == "existing" else "[plan] tls"
+            fix = ("put them there" if plan.certs.mode == "existing" else
+                   f"run `{PROG} certs {args.plan} --out {out_dir}`")
+            problems.append(f"{key}: tls = \"terminate\" but the proxy's certificates are missing "
+                            f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}): {fix}")
+        else:
+            print(f"check: tls = \"terminate\": {len(tls_profile(plan).proxy_certificates)} "
+                  f"certificate(s) for the proxy: ok")
     try:
         if layout is not None:
             try:
@@ -179,6 +198,8 @@ def cmd_check(args) -> int:
             pbin = find_proxy_bin(args.proxy)
             if pbin is None:
                 print("check: note: xmpp-shard-proxy not found: the proxy config was not checked")
+            elif missing:
+                print("check: note: the proxy config was not checked (its certificates are missing)")
             else:
                 r = subprocess.run([str(pbin), "--config", str(out_dir / "proxy.toml"), "--check"],
                                    capture_output=True, text=True, timeout=30)

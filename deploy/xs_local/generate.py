@@ -30,7 +30,7 @@ from typing import Optional
 from . import jitsi, systemd
 from .plan import Layout, Plan, expand
 from .prosody import PROSODY_USER, ProsodyInstance, instance_paths
-from .tls import tls_profile
+from .tls import proxy_cert_dir, tls_profile
 
 MANIFEST = ".xmpp-shard-manifest.json"
 ACCOUNTS = "accounts.txt"
@@ -169,16 +169,45 @@ def render_files(layout: Layout) -> list[OutFile]:
     return files
 
 
+def tls_report(layout: Layout) -> list[str]:
+    """REPORT.txt's TLS section: the mode, the certificates, what the components verify."""
+    plan, out = layout.plan, layout.out
+    tls = tls_profile(plan)
+    if not tls.terminate:
+        return ["TLS: none ([plan] tls = \"none\"): clients, components and instances speak "
+                "plaintext; keep the",
+                "  proxy's port on a trusted network. [plan] tls = \"terminate\" makes the proxy "
+                "do TLS.", ""]
+    cdir = proxy_cert_dir(plan, out)
+    L = ["TLS: terminated by the proxy ([plan] tls = \"terminate\"): STARTTLS offered and "
+         f"required on {layout.listen_port}"
+         + (f", Direct TLS on {layout.direct_tls_port}" if layout.direct_tls_port else "") + ";",
+         "  each instance has no c2s port, only mod_xmpp_shard's (PROXY v2 from the proxy, "
+         f"plugin_paths {tls.module_dir}).",
+         f"  Certificates ([certs] mode = \"{plan.certs.mode}\"), DOMAIN.crt / DOMAIN.key in {cdir}:",
+         "    " + ", ".join(c["domains"][0] for c in tls.proxy_certificates)]
+    if plan.certs.mode == "ca":
+        ca = Path(plan.certs.ca_cert) if plan.certs.ca_cert else Path(out) / "certs" / "ca.crt"
+        L.append(f"  CA: {ca} (clients and components verify against it)")
+    if layout.jitsi is not None:
+        L.append(f"  Jitsi components: use-tls; {tls.components_note}.")
+    L.append("")
+    return L
+
+
 def report_text(layout: Layout, files: list[OutFile]) -> str:
     """The short report of what goes where (OUT/REPORT.txt, and printed by generate)."""
     plan, out = layout.plan, layout.out
+    tls = tls_profile(plan)
     L = [f"xmpp-shard: shard plan {plan_label(plan)} ({plan.name}), generated into {out}", ""]
     L.append(f"Proxy: listens on {plan.listen}:{layout.listen_port}; config {out}/proxy.toml")
     L.append("")
+    L += tls_report(layout)
     L.append("Prosody instances (each its own process, pinned to its core):")
     for spec in layout.instances:
         p = instance_paths(spec, out / "prosody" / spec.name)
-        L.append(f"  {spec.name}: c2s {spec.address}, core {spec.cpu}")
+        L.append(f"  {spec.name}: {'mod_xmpp_shard (PROXY v2)' if tls.terminate else 'c2s'} "
+                 f"{spec.address}, core {spec.cpu}")
         L.append(f"    config  {p.config}")
         L.append(f"    data    {p.data}")
         L.append(f"    log     {p.log}")
@@ -221,7 +250,8 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
     L.append(f"  {ACCOUNTS}   (0600: jid and password of every service user)")
     L.append("")
     L.append("Next:")
-    L.append(f"  xmpp-shard-deploy certs {plan_label(plan)} --out {out}      # certificates per domain")
+    L.append(f"  xmpp-shard-deploy certs {plan_label(plan)} --out {out}      # certificates per domain"
+             + (" (the proxy needs them)" if tls.terminate else ""))
     L.append(f"  xmpp-shard-deploy accounts {plan_label(plan)} --out {out}   # registers the users")
     L.append(f"  xmpp-shard-deploy check {plan_label(plan)} --out {out}      # prosodyctl check config, proxy --check")
     L.append(f"  cp -r {out}/systemd/. /etc/systemd/system/ && systemctl daemon-reload")
@@ -333,11 +363,13 @@ def make_instance_dirs(layout: Layout) -> list[str]:
 
 def generate(plan: Plan, out: Path, *, force: bool = False, ncpu: Optional[int] = None,
              ports: Optional[list[int]] = None, listen_port: Optional[int] = None,
-             proxy_overrides: Optional[dict] = None, make_dirs: bool = True):
+             proxy_overrides: Optional[dict] = None, make_dirs: bool = True,
+             direct_tls_port: Optional[int] = None):
     """Expand `plan` under `out` and write the files. Returns (layout, WriteResult, notes)."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    layout = expand(plan, ports, listen_port=listen_port, ncpu=ncpu, out=out,
+    layout = expand(plan, ports, listen_port=listen_port, direct_tls_port=direct_tls_port,
+                    ncpu=ncpu, out=out,
                     password=new_password, passwords=read_passwords(out))
     if proxy_overrides:
         for k, v in proxy_overrides.items():

@@ -10,6 +10,7 @@ instance specs, proxy routes and accounts. The format is documented in deploy/RE
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .planmodel import (AUTHS, NAME_RE, HostPlan, PlanError, Problems, check_key
                         norm_domain, str_list)
 from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, Account, InstanceSpec, Muc, VirtualHost
 from .proxyconf import ProxyConfig
+from . import tls as tls_mod
 from .tls import tls_profile
 
 __all__ = ["PlanError", "HostPlan", "InstancePlan", "Plan", "Layout", "parse_plan", "load_plan",
@@ -33,7 +35,8 @@ DEFAULT_PATHS = {"data": "{dir}/data", "log": "{dir}/log/prosody.log",
 PLACEHOLDERS = ("{name}", "{index}", "{dir}", "{out}")
 TOP_KEYS = {"plan", "instance", "host", "tenants", "jitsi", "certs", "proxy", "backends"}
 PLAN_KEYS = {"name", "instances", "listen", "port", "base_port", "interface", "cores", "out",
-             "data", "log", "pidfile", "proxy_bin", "prosody_bin", "lua"}
+             "data", "log", "pidfile", "proxy_bin", "prosody_bin", "lua", "tls", "direct_tls_port",
+             "prosody_modules"}
 INSTANCE_KEYS = {"index", "name", "port", "core", "tcp_backlog", "data", "log", "pidfile", "lua"}
 HOST_KEYS = {"domain", "instance", "auth", "muc", "accounts", "admins", "modules", "options", "lua"}
 CERT_MODES = ("self-signed", "ca", "existing")
@@ -83,6 +86,9 @@ class Plan:
     jitsi: Optional[jitsi_mod.JitsiPlan] = None
     certs: CertsPlan = field(default_factory=CertsPlan)
     backends: dict = field(default_factory=dict)    # [backends]: extra keys for every [[backend]]
+    tls: str = "none"                               # [plan] tls: "terminate" or "none" (tls.py)
+    direct_tls_port: int = 0                        # [plan] direct_tls_port: 0 = no Direct TLS
+    prosody_modules: Optional[str] = None           # plugin_paths for mod_xmpp_shard (tls.py)
 
     def instance_names(self) -> list[str]:
         return [(self.instance_plans.get(i) or InstancePlan(i)).name or instance_name(i)
@@ -114,6 +120,14 @@ class Layout:
     jitsi: Optional[jitsi_mod.JitsiLayout] = None
     out: Optional[Path] = None  # managed layout root (None: dev layout)
     listen_port: int = 5222
+
+    @property
+    def direct_tls_port(self) -> int:
+        """The proxy's Direct TLS port (0: none)."""
+        for l in self.proxy.listeners:
+            if l.get("direct_tls"):
+                return int(str(l["bind"]).rpartition(":")[2])
+        return 0
 
     def password(self, jid: str) -> str:
         for a in self.accounts:
@@ -383,6 +397,8 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
                 cp.days = days
             plan.certs = cp
 
+    _parse_tls(p, data, plan, pr, owner)
+
     for key in ("proxy", "backends"):
         tbl = data.get(key, {})
         if not isinstance(tbl, dict):
@@ -402,6 +418,58 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
 
     pr.raise_if_any()
     return plan
+
+
+def _assigns(lua: str, name: str) -> bool:
+    return bool(re.search(rf"^\s*{name}\s*=", lua or "", re.M))
+
+
+def _parse_tls(p: dict, data: dict, plan: Plan, pr: Problems, owner: dict) -> None:
+    """[plan] tls, direct_tls_port, prosody_modules (see tls.py for what the modes write)."""
+    mode = p.get("tls", tls_mod.default_mode("certs" in data))
+    if mode not in tls_mod.MODES:
+        pr.add("[plan] tls", f"must be one of {list(tls_mod.MODES)}, got {mode!r}")
+        return
+    plan.tls = mode
+    if "prosody_modules" in p:
+        v = p["prosody_modules"]
+        if not isinstance(v, str) or not v.startswith("/"):
+            pr.add("[plan] prosody_modules", f"must be an absolute path (the directory holding "
+                                             f"mod_xmpp_shard.lua), got {v!r}")
+        else:
+            plan.prosody_modules = v
+    if "direct_tls_port" in p:
+        dp = _port(p["direct_tls_port"], "[plan] direct_tls_port", pr, allow_zero=True)
+        if dp and mode != "terminate":
+            pr.add("[plan] direct_tls_port", "Direct TLS needs [plan] tls = \"terminate\" (the "
+                                             "proxy does the TLS; in \"none\" mode nobody would)")
+        elif dp:
+            if dp == plan.port:
+                pr.add("[plan] direct_tls_port", f"port {dp} is also the proxy's [plan] port")
+            elif _addresses_overlap(_listen_host(plan.listen), plan.interface) and dp in owner:
+                pr.add("[plan] direct_tls_port", f"port {dp} clashes with {owner[dp]}")
+            elif plan.jitsi is not None and plan.jitsi.http_port == dp:
+                pr.add("[plan] direct_tls_port", f"port {dp} clashes with [jitsi] http_port")
+            else:
+                plan.direct_tls_port = dp
+    if mode != "terminate":
+        return
+    if not tls_mod.cert_domains(plan):
+        pr.add("[plan] tls", "\"terminate\" needs at least one domain to hold a certificate "
+                             "([[host]], [jitsi] or [tenants] domains), and this plan has none; "
+                             "set tls = \"none\" or add domains")
+    # The generator's plugin_paths line loads mod_xmpp_shard; raw Lua that assigns plugin_paths
+    # replaces it, so it must name the module's directory itself.
+    mdir = plan.prosody_modules or tls_mod.module_dir()
+    for key, lua in [("[plan] lua", plan.lua)] + [
+            (f"[[instance]] (index {i}) lua", ip.lua) for i, ip in sorted(plan.instance_plans.items())]:
+        if _assigns(lua, "plugin_paths") and mdir not in lua:
+            pr.add(key, f"assigns plugin_paths, which replaces the line loading mod_xmpp_shard "
+                        f"([plan] tls = \"terminate\"): add {mdir!r} to it")
+        for opt in ("c2s_require_encryption", "allow_unencrypted_plain_auth"):
+            if _assigns(lua, opt):
+                pr.add(key, f"assigns {opt}: with [plan] tls = \"terminate\" Prosody keeps its "
+                            f"secure default (mod_xmpp_shard marks the proxy's TLS sessions secure)")
 
 
 def load_plan(path, ncpu: Optional[int] = None, instances=None) -> Plan:
@@ -432,13 +500,14 @@ def _expand_path(tpl: str, *, name: str, index: int, dir_: Path, out: Path) -> P
 
 
 def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Optional[int] = None,
+           direct_tls_port: Optional[int] = None,
            ncpu: Optional[int] = None, out: Optional[Path] = None,
            password: Callable[[], str] = lambda: secrets.token_urlsafe(12),
            passwords: Optional[dict] = None) -> Layout:
     """Concrete instances, the proxy config and the accounts.
 
-    ports: per-instance c2s ports (default: the plan's); listen_port: the proxy's (default: the
-    plan's). Instance i is pinned to its [[instance]] core, else to core i mod ncpu. With `out`,
+    ports: per-instance ports (default: the plan's; c2s, or mod_xmpp_shard's with [plan] tls =
+    "terminate"); listen_port, direct_tls_port: the proxy's (default: the plan's). Instance i is pinned to its [[instance]] core, else to core i mod ncpu. With `out`,
     instances get the managed layout under out/prosody/<name>/ (paths from the plan).
     Passwords come from `passwords` (jid -> password) when present, else from `password()`."""
     if ports is None:
@@ -499,10 +568,17 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
                     specs[i].accounts.append(a)
 
     tls = tls_profile(plan)
+    for s in specs:
+        s.tls = tls
     cfg = ProxyConfig(comment=f"Generated by xmpp-shard-deploy from {plan.source or 'a plan'}. "
                               f"Do not edit: edit the plan and generate again.")
     cfg.proxy = dict(plan.proxy)
     cfg.add_listener("c2s", f"{plan.listen}:{listen_port}", **tls.proxy_listener)
+    direct = plan.direct_tls_port if direct_tls_port is None else direct_tls_port
+    if tls.terminate and direct:
+        cfg.add_listener("c2s-direct", f"{plan.listen}:{direct}", **tls.proxy_listener,
+                         direct_tls=True)
+    cfg.tls_certificates = [dict(c) for c in tls.proxy_certificates]
     for s in specs:
         cfg.add_backend(s.name, s.address, **{**plan.backends, **tls.proxy_backend})
     for i, s in enumerate(specs):

@@ -35,7 +35,7 @@ from typing import Optional
 
 from . import procs
 from .ports import wait_port
-from .tls import tls_profile
+from .tls import PLAINTEXT, TlsProfile
 
 PROSODY_USER = "prosody"
 AUTH_INTERNAL = "internal_hashed"
@@ -94,6 +94,8 @@ class InstanceSpec:
     modules: list[str] = field(default_factory=list)  # extra global modules_enabled
     lua: str = ""                      # raw Lua lines for the global section
     index: Optional[int] = None        # position in a shard plan
+    tls: Optional[TlsProfile] = None   # the plan's TLS profile (tls.py); None: plaintext. With
+                                       # "terminate", `port` is mod_xmpp_shard's, not a c2s port
 
     @property
     def domains(self) -> list[str]:
@@ -181,8 +183,9 @@ def render_config(spec: InstanceSpec, root: Path) -> str:
     w(f"pidfile = {lua_str(str(p.pidfile))}")
     w(f"data_path = {lua_str(str(p.data))}")
     w(f'log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {lua_str(str(p.log))} }} }}')
-    w(f"c2s_ports = {{ {int(spec.port)} }}")
-    w(f"c2s_interfaces = {{ {lua_str(spec.interface)} }}")
+    prof = spec.tls or PLAINTEXT
+    for line in prof.port_lines(spec):
+        w(line)
     w(f"certificates = {lua_str(str(p.certs))}")
     w("-- Empty port lists so instances never fight over Prosody's default ports.")
     for opt in ("s2s_ports", "c2s_direct_tls_ports", "s2s_direct_tls_ports",
@@ -191,10 +194,14 @@ def render_config(spec: InstanceSpec, root: Path) -> str:
     if spec.tcp_backlog:
         w(f"network_settings = {{ tcp_backlog = {int(spec.tcp_backlog)} }}")
     w('modules_disabled = { "s2s" }')
-    w(f"modules_enabled = {lua_value(list(BASE_MODULES) + [m for m in spec.modules if m not in BASE_MODULES])}")
+    mods = list(BASE_MODULES)
+    for m in list(prof.prosody_modules) + list(spec.modules):
+        if m not in mods:
+            mods.append(m)
+    w(f"modules_enabled = {lua_value(mods)}")
     if spec.admins:
         w(f"admins = {lua_value(list(spec.admins))}")
-    for line in tls_profile().prosody_lines:
+    for line in prof.security_lines(spec):
         w(line)
     if spec.lua.strip():
         w("-- From the shard plan:")

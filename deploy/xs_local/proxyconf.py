@@ -61,6 +61,8 @@ class ProxyConfig:
     backends: list[dict] = field(default_factory=list)
     routes: list[dict] = field(default_factory=list)
     comment: str = ""
+    # [[certificate]] tables (cert, key, domains), written after the routes.
+    tls_certificates: list[dict] = field(default_factory=list)
 
     def add_listener(self, name: str, bind: str, **extra) -> dict:
         d = {"name": name, "bind": bind, **extra}
@@ -106,4 +108,6 @@ def render_proxy_config(cfg: ProxyConfig) -> str:
         lines += _table("[[backend]]", d)
     for d in cfg.routes:
         lines += _table("[[route]]", d)
+    for d in getattr(cfg, "tls_certificates", []):
+        lines += _table("[[certificate]]", d)
     return "\n".join(lines)

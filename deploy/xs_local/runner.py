@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Optional
 
 from . import procs
+from .certs import make_certs
 from .generate import GenerateError, generate
 from .plan import DEFAULT_PATHS, PlanError, load_plan
 from .ports import free_port, port_is_free, wait_port
 from .prosody import PROSODY_USER, ProsodyInstance, _check_reachable, make_base_dir, require_prosody
+from .tls import proxy_cert_dir, tls_profile
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLAN = REPO / "deploy" / "plans" / "local.toml"
@@ -227,12 +229,30 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         if "metrics" not in plan.proxy:
             overrides["metrics"] = ("127.0.0.1:9464" if port_is_free(9464) and 9464 not in ports
                                     else f"127.0.0.1:{free_port()}")
+        terminate = tls_profile(plan).terminate
+        direct_port = None
+        if terminate and plan.direct_tls_port:
+            direct_port = plan.direct_tls_port
+            if (args.port == 0 or args.free_ports or direct_port in ports or direct_port == listen_port
+                    or not port_is_free(direct_port, host)):
+                direct_port = free_port(host)
         try:
             layout, _res, _notes = generate(plan, base, force=args.force, ports=ports,
-                                            listen_port=listen_port, proxy_overrides=overrides)
+                                            listen_port=listen_port, proxy_overrides=overrides,
+                                            direct_tls_port=direct_port)
         except GenerateError as e:
             print(f"{prog}: {e}", file=sys.stderr)
             return 1
+        ca_note = ""
+        if terminate:
+            # The proxy loads its certificates at start: make them (kept across runs in --out).
+            certs = make_certs(layout)
+            if certs.missing:
+                print(f"{prog}: [plan] tls = \"terminate\": missing certificates (with their "
+                      f".key): {', '.join(certs.missing)}", file=sys.stderr)
+                return 1
+            if certs.ca:
+                ca_note = f", CA {certs.ca}"
         proxy_cfg = base / "proxy.toml"
         accounts_file = base / "accounts.txt"
 
@@ -282,6 +302,12 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         lines = [f"xmpp-shard local run is up in {up_secs:.1f}s. Ctrl-C stops everything.",
                  f"  proxy      {host}:{listen_port}   (pid {proxy.pid}, config {proxy_cfg})",
                  f"  metrics    http://{metrics}/metrics" if metrics else "  metrics    off"]
+        if terminate:
+            lines.append(f"  tls        terminated by the proxy: STARTTLS required on {listen_port}"
+                         + (f", Direct TLS on {host}:{layout.direct_tls_port}" if layout.direct_tls_port else "")
+                         + f"; certificates in {proxy_cert_dir(plan, base)}{ca_note}")
+        else:
+            lines.append("  tls        none: plaintext ([plan] tls = \"none\")")
         for s in sup:
             inst = s.inst
             doms = ", ".join(inst.spec.domains) or "-"

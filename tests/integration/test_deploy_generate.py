@@ -64,6 +64,50 @@ def test_small_plan_matches_the_golden_files(gen):
     assert "generate: created:" in r.stdout
 
 
+def tls_plan(base: Path, extra_plan: str = 'direct_tls_port = 5223\n',
+             certs: str = '[certs]\nmode = "ca"\n') -> Path:
+    """The small plan in terminate mode: [certs] present (so tls defaults to "terminate")."""
+    p = base / "small-tls.toml"
+    p.write_text(SMALL.read_text().replace("[plan]\n", "[plan]\n" + extra_plan, 1) + "\n" + certs)
+    return p
+
+
+def test_small_plan_in_terminate_mode_matches_the_golden_files(gen):
+    from xs_local.tls import module_dir
+    plan = tls_plan(gen.base)
+    gen(plan=plan)
+    pw = read_accounts(gen.out)
+    actual = {rel: normalise(text, gen.out, plan, pw).replace(module_dir(), "@MODULES@")
+              for rel, text in generated_texts(gen.out).items()}
+    problems = compare_golden(actual, GOLDEN / "small-tls")
+    assert not problems, ("generated files differ from tests/integration/data/deploy-golden/small-tls "
+                          "(XS_UPDATE_GOLDEN=1 refreshes them):\n" + "\n".join(problems))
+    px = tomllib.loads((gen.out / "proxy.toml").read_text())
+    assert [l.get("tls") for l in px["listener"]] == ["terminate", "terminate"]
+    assert all(b["proxy_protocol"] == "v2" for b in px["backend"])
+    assert {c["domains"][0] for c in px["certificate"]} >= {"meet.test", "guest.meet.test", "team.test", "chat.test"}
+    for name in ("client", "brewery", "pool"):
+        cfg = (gen.out / "prosody" / name / "prosody.cfg.lua").read_text()
+        assert "allow_unencrypted_plain_auth = true" not in cfg and "xmpp_shard_ports" in cfg
+    j = read_hocon((gen.out / "jitsi" / "jicofo.conf").read_text())["jicofo"]["xmpp"]
+    assert j["client"]["use-tls"] is True and j["client"]["disable-certificate-verification"] is False
+    jigasi = (gen.out / "jitsi" / "jigasi-sip-communicator.properties").read_text()
+    assert "ALLOW_NON_SECURE=false" in jigasi
+    assert "components verify the proxy's certificate" in (gen.out / "REPORT.txt").read_text()
+
+
+def test_terminate_mode_with_self_signed_certificates_disables_verification_and_says_so(gen):
+    plan = tls_plan(gen.base, extra_plan='tls = "terminate"\n', certs="")
+    gen(plan=plan)
+    j = read_hocon((gen.out / "jitsi" / "jicofo.conf").read_text())["jicofo"]["xmpp"]
+    assert j["client"]["use-tls"] is True and j["client"]["disable-certificate-verification"] is True
+    jvb = read_hocon((gen.out / "jitsi" / "jvb.conf").read_text())
+    assert jvb["videobridge"]["apis"]["xmpp-client"]["configs"]["xmpp-shard"]["disable_certificate_verification"] is True
+    assert "trust-all-xmpp-certs = true" in (gen.out / "jitsi" / "jibri.conf").read_text()
+    report = (gen.out / "REPORT.txt").read_text()
+    assert "certificate verification is DISABLED" in report and 'mode = "self-signed"' in report
+
+
 def test_the_debian_packages_defaults_are_what_the_generator_renders():
     actual = package_defaults(REPO / "deploy" / "plans" / "jitsi-classic.toml")
     problems = []
@@ -225,8 +269,9 @@ def test_certs_self_signed_and_ca(gen, tmp_path):
     assert "DNS:auth.jvb.meet.test" in text
     again = tool("certs", SMALL, "--out", gen.out, check=True)
     assert "0 made" in again.stdout
-    ca_plan = tmp_path / "ca.toml"
-    ca_plan.write_text(SMALL.read_text() + '\n[certs]\nmode = "ca"\n')
+    ca_plan = tmp_path / "ca.toml"       # tls = "none": certificates for the instances
+    ca_plan.write_text(SMALL.read_text().replace("[plan]\n", '[plan]\ntls = "none"\n', 1)
+                       + '\n[certs]\nmode = "ca"\n')
     out2 = gen.base / "out2"
     tool("generate", ca_plan, "--out", out2, check=True)
     r = tool("certs", ca_plan, "--out", out2, check=True)
@@ -246,3 +291,40 @@ def test_manifest_lists_what_it_wrote(gen):
         assert re.fullmatch(r"[0-9a-f]{64}", sha), rel
     toml = tomllib.loads((gen.out / "proxy.toml").read_text())
     assert [b["name"] for b in toml["backend"]] == ["client", "brewery", "pool"]
+
+
+def test_certs_and_check_in_terminate_mode(gen, proxy_bin):
+    """Terminate mode: `certs` makes the proxy's certificates (OUT/certs/, signed by the local
+    CA), none for Prosody; `check` names [plan] tls while they are missing, then passes
+    (prosodyctl and the proxy's --check)."""
+    plan = tls_plan(gen.base)
+    gen(plan=plan)
+    r = tool("check", plan, "--out", gen.out, "--proxy", proxy_bin)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "[plan] tls" in r.stderr and "certificates are missing" in r.stderr and "certs" in r.stderr, r.stderr
+    r = tool("certs", plan, "--out", gen.out, check=True)
+    assert f"for the proxy" in r.stdout and "update-ca-certificates" in r.stdout, r.stdout
+    ca = gen.out / "certs" / "ca.crt"
+    for d in ("meet.test", "guest.meet.test", "auth.jvb.meet.test", "team.test", "chat.test"):
+        crt = gen.out / "certs" / f"{d}.crt"
+        v = subprocess.run(["openssl", "verify", "-CAfile", str(ca), "-verify_hostname", d, str(crt)],
+                           capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+        assert stat.S_IMODE((gen.out / "certs" / f"{d}.key").stat().st_mode) == 0o640
+    assert not (gen.out / "certs" / "conference.meet.test.crt").exists()     # MUCs: no client names them
+    assert not list((gen.out / "prosody" / "client" / "certs").iterdir())   # Prosody holds none
+    r = tool("check", plan, "--out", gen.out, "--proxy", proxy_bin)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'tls = "terminate": 9 certificate(s) for the proxy: ok' in r.stdout
+    assert f"--check {gen.out}/proxy.toml: ok" in r.stdout
+    for name in ("client", "brewery", "pool"):
+        assert f"prosodyctl check config {gen.out}/prosody/{name}/prosody.cfg.lua: ok" in r.stdout
+    # A plan that is not generated: check renders it (with throwaway certificates) and passes.
+    r = tool("check", plan, "--proxy", proxy_bin)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_terminate_mode_with_existing_certificates_names_the_dir(gen, proxy_bin, tmp_path):
+    plan = tls_plan(gen.base, extra_plan="", certs=f'[certs]\nmode = "existing"\ndir = "{tmp_path}/none"\n')
+    r = tool("check", plan, "--proxy", proxy_bin)
+    assert r.returncode == 1 and "[certs] dir" in r.stderr and f"{tmp_path}/none/meet.test.crt" in r.stderr, r

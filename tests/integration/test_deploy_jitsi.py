@@ -118,6 +118,21 @@ def test_run_brings_up_four_instances_each_on_its_core(jitsi_run, figures):
     figures["deploy run: 4 Jitsi instances + proxy up (wall, from exec)"] = f"{run['wall']:.1f} s"
 
 
+@pytest.mark.timeout(60)
+def test_without_certs_the_shard_is_plaintext(jitsi_run):
+    """No [certs] table: [plan] tls defaults to "none" (test_deploy_tls.py runs "terminate")."""
+    import tomllib
+    run = jitsi_run
+    px = tomllib.loads((run["out"] / "proxy.toml").read_text())
+    assert "tls" not in px["listener"][0] and "certificate" not in px
+    assert all("proxy_protocol" not in b for b in px["backend"])
+    j = read_hocon((run["out"] / "jitsi" / "jicofo.conf").read_text())["jicofo"]["xmpp"]
+    assert j["client"]["use-tls"] is False
+    assert "tls        none: plaintext" in run["lines"].text()
+    cfg = (run["out"] / "prosody" / "client" / "prosody.cfg.lua").read_text()
+    assert "allow_unencrypted_plain_auth = true" in cfg and "xmpp_shard" not in cfg
+
+
 @pytest.mark.timeout(120)
 def test_jvb_joins_the_brewery_on_the_brewery_instance(jitsi_run):
     run = jitsi_run

@@ -75,6 +75,22 @@ BAD_PLANS = [
     ("[plan]\ninstances = 2\n[certs]\nmode = \"existing\"", ["[certs] dir"]),
     ("[plan]\ninstances = 2\n[backends]\naddress = \"x\"", ["[backends]", "per instance"]),
     ("[plan]\ninstances = 2\n[tenants]\ndomains = \"a.test\"", ["[tenants] domains", "list"]),
+    # TLS: [plan] tls, direct_tls_port, prosody_modules, and what terminate mode forbids
+    ("[plan]\ninstances = 2\ntls = \"starttls\"", ["[plan] tls", "'terminate'", "'none'", "starttls"]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"", ["[plan] tls", "at least one domain"]),
+    ("[plan]\ninstances = 2\ntls = \"none\"\ndirect_tls_port = 5223\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] direct_tls_port", "needs [plan] tls = \"terminate\""]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"\ndirect_tls_port = 15223\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] direct_tls_port", "15223", "clashes", "prosody-1"]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"\ndirect_tls_port = 5222\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] direct_tls_port", "5222", "[plan] port"]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"\nprosody_modules = \"rel/dir\"\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] prosody_modules", "absolute"]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"\nlua = \"plugin_paths = { '/opt/p' }\"\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] lua", "plugin_paths", "mod_xmpp_shard"]),
+    ("[plan]\ninstances = 2\n[[instance]]\nindex = 1\nlua = \"allow_unencrypted_plain_auth = true\"\n"
+     "[[host]]\ndomain = \"a.test\"\ninstance = 0\n[certs]\nmode = \"ca\"",
+     ["[[instance]] (index 1) lua", "allow_unencrypted_plain_auth"]),
 ]
 
 
@@ -202,3 +218,66 @@ def test_default_local_plan_still_parses_for_run_local():
     plan = load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2)
     assert plan.instances == 2 and plan.jitsi is None
     assert plan.instance_ports() == [15222, 15223]
+
+
+def test_tls_mode_defaults_to_terminate_when_the_plan_has_certs():
+    host = "[[host]]\ndomain = \"a.test\"\ninstance = 0\nmuc = [\"muc.a.test\"]\n"
+    assert parse("[plan]\ninstances = 2\n" + host).tls == "none"
+    assert parse("[plan]\ninstances = 2\n" + host + "[certs]\nmode = \"ca\"\n").tls == "terminate"
+    assert parse("[plan]\ninstances = 2\ntls = \"none\"\n" + host + "[certs]\nmode = \"ca\"\n").tls == "none"
+    # The example plans: the package's default (classic) stays plaintext until certificates
+    # exist; the four-instance one has [certs] mode = "ca" and terminates.
+    assert load_plan(REPO / "deploy" / "plans" / "jitsi-classic.toml", ncpu=4).tls == "none"
+    assert load_plan(REPO / "deploy" / "plans" / "jitsi.toml", ncpu=4).tls == "terminate"
+    assert load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2).tls == "none"
+
+
+def test_terminate_mode_expands_listener_backends_certificates_and_instances():
+    plan = parse("[plan]\ninstances = 2\ntls = \"terminate\"\ndirect_tls_port = 5223\n"
+                 "[[host]]\ndomain = \"a.test\"\ninstance = 0\nmuc = [\"muc.a.test\"]\n"
+                 "[tenants]\ndomains = [\"t.test\"]\n[certs]\nmode = \"ca\"\n")
+    lay = expand(plan, [15222, 15223], listen_port=5222)
+    px = lay.proxy
+    assert px.listeners == [
+        {"name": "c2s", "bind": "127.0.0.1:5222", "tls": "terminate"},
+        {"name": "c2s-direct", "bind": "127.0.0.1:5223", "tls": "terminate", "direct_tls": True}]
+    assert [(b["address"], b["proxy_protocol"]) for b in px.backends] == \
+        [("127.0.0.1:15222", "v2"), ("127.0.0.1:15223", "v2")]
+    # One certificate per domain a client can name (no MUC), from `certs` (relative to proxy.toml).
+    assert px.tls_certificates == [
+        {"cert": "certs/a.test.crt", "key": "certs/a.test.key", "domains": ["a.test"]},
+        {"cert": "certs/t.test.crt", "key": "certs/t.test.key", "domains": ["t.test"]}]
+    text = px.render()
+    assert tomllib.loads(text)["certificate"][0]["domains"] == ["a.test"]
+    from xs_local.prosody import render_config
+    from xs_local.tls import module_dir
+    cfg = render_config(lay.instances[0], REPO / "unused")
+    assert "c2s_ports = { }" in cfg and "xmpp_shard_ports = { 15222 }" in cfg
+    assert f'plugin_paths = {{ "{module_dir()}" }}' in cfg
+    assert module_dir() == str(REPO / "deploy" / "prosody-modules")
+    assert 'modules_enabled = { "roster", "saslauth", "disco", "ping", "xmpp_shard" }' in cfg
+    assert "c2s_require_encryption = true" in cfg and "allow_unencrypted_plain_auth = false" in cfg
+    # The plaintext mode keeps the c2s port and the relaxed lines; nothing TLS in the proxy.
+    plain = parse("[plan]\ninstances = 2\n[[host]]\ndomain = \"a.test\"\ninstance = 0\n")
+    lp = expand(plain, [15222, 15223], listen_port=5222)
+    assert lp.proxy.listeners == [{"name": "c2s", "bind": "127.0.0.1:5222"}]
+    assert "proxy_protocol" not in lp.proxy.backends[0] and not lp.proxy.tls_certificates
+    cfg = render_config(lp.instances[0], REPO / "unused")
+    assert "c2s_ports = { 15222 }" in cfg and "allow_unencrypted_plain_auth = true" in cfg
+    assert "xmpp_shard" not in cfg
+
+
+def test_module_dir_is_found_in_a_checkout_and_in_the_packages_layout(tmp_path):
+    """plugin_paths: the checkout's deploy/prosody-modules, or, from the .deb,
+    /usr/lib/xmpp-shard/prosody-modules next to /usr/lib/xmpp-shard/deploy/xs_local."""
+    import shutil
+    import subprocess
+    lib = tmp_path / "lib" / "xmpp-shard"
+    shutil.copytree(REPO / "deploy" / "xs_local", lib / "deploy" / "xs_local",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (lib / "prosody-modules").mkdir()
+    shutil.copy(REPO / "deploy" / "prosody-modules" / "mod_xmpp_shard.lua", lib / "prosody-modules")
+    r = subprocess.run(["/usr/bin/python3", "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                        "from xs_local.tls import module_dir; print(module_dir())", str(lib / "deploy")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == str(lib / "prosody-modules"), r.stdout + r.stderr

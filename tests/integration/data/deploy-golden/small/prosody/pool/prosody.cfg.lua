@@ -15,8 +15,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping" }
 admins = { "focus@auth.team.test" }
--- Plaintext between proxy and backend, on loopback only. The TLS issue replaces these two
--- lines (TLS terminated at the proxy, and the project's own trust module).
+-- Plaintext between proxy and backend, on loopback only ([plan] tls = "none").
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 
