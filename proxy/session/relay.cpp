@@ -266,7 +266,7 @@ void Session::side_finished(Side side, int status) {
 // a side finishes. Nothing paused any more: the probe stops.
 void Session::probe_paused() {
     bool any = false;
-    uint64_t now = uv_now(worker_.loop());
+    uint64_t now = uv_hrtime();
     for (Side s : {kClient, kBackend}) {
         uv_os_fd_t fd;
         if (!paused_[s] || !stream(s) || uv_fileno(reinterpret_cast<uv_handle_t*>(stream(s)), &fd) != 0)
@@ -280,10 +280,10 @@ void Session::probe_paused() {
             return;
         }
         if (ti.tcpi_state == TCP_CLOSE_WAIT) {
-            if (mark_ms_ == 0) mark_ms_ = now;
-            if (now - mark_ms_ >= static_cast<uint64_t>(cfg_->proxy.close_linger.count())) {
+            if (mark_ns_ == 0) mark_ns_ = now;
+            if (now - mark_ns_ >= static_cast<uint64_t>(cfg_->proxy.close_linger.count()) * 1000000) {
                 log::debug("session ", static_cast<const void*>(this), ": paused peer closed ",
-                           now - mark_ms_, " ms ago");
+                           (now - mark_ns_) / 1000000, " ms ago");
                 finish(EndReason::TimedOut);
                 return;
             }

@@ -62,7 +62,7 @@ void Session::start(int fd, const sockaddr_storage& peer) {
     uv_timer_init(worker_.loop(), &timer_);
     timer_.data = this;
     ++open_handles_;
-    start_ms_ = uv_now(worker_.loop());
+    start_ns_ = uv_hrtime();
     worker_.session_started(this);
     const auto& listener = cfg_->listeners[listener_];
     listener_cell_ = worker_.stats().listener(listener.name);
@@ -77,7 +77,7 @@ void Session::start(int fd, const sockaddr_storage& peer) {
     }
     uv_tcp_nodelay(&client_, 1);
     if (listener.per_ip_rate > 0) {
-        if (!cfg_->limiters[listener_]->allow(reinterpret_cast<sockaddr*>(&peer_), start_ms_)) {
+        if (!cfg_->limiters[listener_]->allow(reinterpret_cast<sockaddr*>(&peer_), uv_now(worker_.loop()))) {
             listener_cell_->rate_limited.add();
             refuse(listener.see_other_host.empty() ? StreamCondition::PolicyViolation
                                                    : StreamCondition::SeeOtherHost,
@@ -112,7 +112,7 @@ void Session::on_header_bytes(const char* data, std::size_t len) {
             return;
         case SniffStatus::Done:
             listener_cell_->header_seconds.observe(
-                static_cast<double>(uv_now(worker_.loop()) - start_ms_) / 1000);
+                seconds_since(start_ns_));
             route();
             return;
     }
@@ -184,8 +184,8 @@ void Session::connect_next() {
             limited_ = true;
             continue;
         }
-        mark_ms_ = uv_now(worker_.loop());
-        if (backend_state_->try_acquire(b, mark_ms_)) {
+        mark_ns_ = uv_hrtime();
+        if (backend_state_->try_acquire(b, uv_now(worker_.loop()))) {
             holding_slot_ = true;
             connect_now();
             return;
@@ -212,7 +212,7 @@ void Session::connect_next() {
 void Session::admitted() {
     backend_cell_->queued.add(-1);
     backend_cell_->queue_wait_seconds.observe(
-        static_cast<double>(uv_now(worker_.loop()) - mark_ms_) / 1000);
+        seconds_since(mark_ns_));
     holding_slot_ = true;
     connect_now();
 }
@@ -231,7 +231,7 @@ void Session::refuse_admission(metrics::Admission why) {
 
 void Session::connect_now() {
     set_state(State::Connecting);
-    mark_ms_ = uv_now(worker_.loop());
+    mark_ns_ = uv_hrtime();
     backend_ = new uv_tcp_t{};
     uv_tcp_init(worker_.loop(), backend_);
     backend_->data = this;
@@ -268,7 +268,7 @@ void Session::on_connected(int status) {
         backend_failed("connect refused", true);
         return;
     }
-    backend_cell_->connect_seconds.observe(static_cast<double>(uv_now(worker_.loop()) - mark_ms_) / 1000);
+    backend_cell_->connect_seconds.observe(seconds_since(mark_ns_));
     uv_tcp_nodelay(backend_, 1);
     set_state(State::AwaitingBackend);
     start_timer(cfg_->proxy.backend_timeout);
@@ -280,7 +280,7 @@ void Session::on_connected(int status) {
 void Session::on_backend_answered() {
     uv_timer_stop(&timer_);
     release_slot();
-    mark_ms_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
+    mark_ns_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
     set_state(State::Relaying);
     count(kBackend, replay_.size());
     std::string().swap(replay_);
@@ -415,7 +415,7 @@ void Session::log_end() {
     e.domain = domain_;
     e.route = route_name_;
     if (backend_state_) e.backend = cfg_->backends[backend_index_].name;
-    e.duration_ms = uv_now(worker_.loop()) - start_ms_;
+    e.duration_ms = (uv_hrtime() - start_ns_) / 1000000;
     e.bytes_to_backend = bytes_[kBackend];
     e.bytes_to_client = bytes_[kClient];
     e.reason = to_string(reason_);

@@ -121,6 +121,7 @@ private:
     void set_reading(Side side, bool on);
     uv_stream_t* stream(Side s);
     void start_timer(config::Millis ms);
+    static double seconds_since(uint64_t ns) { return static_cast<double>(uv_hrtime() - ns) / 1e9; }
 
     static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
     static void on_client_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -162,8 +163,11 @@ private:
     bool limited_ = false;            // some candidate was skipped for its limits
 
     sockaddr_in6 peer_{};             // the client's address (IPv4 fits too), for the log
-    uint64_t start_ms_ = 0;           // uv_now at accept; also the queue/connect stopwatch base
-    uint64_t mark_ms_ = 0;            // uv_now when the current wait began
+    // Stopwatches in uv_hrtime nanoseconds (the loop's cached ms clock is too coarse for the
+    // latency histograms: a loopback connect takes tens of microseconds).
+    uint64_t start_ns_ = 0;           // at accept
+    uint64_t mark_ns_ = 0;            // when the current wait began; Relaying: when a paused
+                                      // peer was first seen half-closed (0: not seen)
     std::array<uint64_t, 2> bytes_{0, 0};  // relayed towards each side
     metrics::WorkerStats::ListenerCell* listener_cell_ = nullptr;
     metrics::WorkerStats::BackendCell* backend_cell_ = nullptr;

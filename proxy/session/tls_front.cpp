@@ -50,7 +50,7 @@ void Session::on_hello_bytes(const char* data, std::size_t len) {
         finish(EndReason::NotXmpp);
         return;
     }
-    listener_cell_->header_seconds.observe(static_cast<double>(uv_now(worker_.loop()) - start_ms_) / 1000);
+    listener_cell_->header_seconds.observe(seconds_since(start_ns_));
     std::string sni = info.sni;
     bool has_sni = info.has_sni;
     hello_.reset();
@@ -97,7 +97,7 @@ void Session::start_handshake(std::string_view domain) {
         finish(EndReason::TlsFailed);
         return;
     }
-    mark_ms_ = uv_now(worker_.loop());
+    mark_ns_ = uv_hrtime();
     set_state(State::Handshaking);
 }
 
@@ -120,7 +120,7 @@ void Session::on_tls_bytes(const char* data, std::size_t len) {
     if (!was_done && tls_->handshake_done()) {
         listener_cell_->tls_handshakes[0].add();
         listener_cell_->tls_handshake_seconds.observe(
-            static_cast<double>(uv_now(worker_.loop()) - mark_ms_) / 1000);
+            seconds_since(mark_ns_));
         sniffer_ = std::make_unique<routing::StreamHeaderSniffer>(cfg_->proxy.max_header_bytes);
         header_sent_ = false;  // the client restarts the stream inside TLS
         set_state(State::Sniffing);
