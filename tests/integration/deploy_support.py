@@ -197,3 +197,50 @@ def authenticated_in(log: Path, jid: str, timeout: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+class DeployRun:
+    """`xmpp-shard-deploy run PLAN --free-ports --port 0` in the background, as a context manager:
+    waits for "is up", keeps the output (`lines`) and removes the directory afterwards (unless
+    XS_IT_KEEP is set). `log_of(name)` is an instance's Prosody log; `landed(jid, expect)` checks
+    that `jid` authenticated on instance `expect` and on no other one of `names`."""
+
+    def __init__(self, proxy_bin: Path, plan_text: str, prefix: str, names: list[str], up_timeout: float = 90):
+        from xs_local.prosody import make_base_dir
+        self.base = make_base_dir(prefix)
+        self.plan = self.base / "plan.toml"
+        self.plan.write_text(plan_text)
+        self.out = self.base / "out"
+        self.names = names
+        self.proxy_bin = proxy_bin
+        self.up_timeout = up_timeout
+
+    def __enter__(self) -> "DeployRun":
+        t0 = time.monotonic()
+        self.p = subprocess.Popen(["/usr/bin/python3", str(TOOL), "run", str(self.plan), "--out", str(self.out),
+                                   "--proxy", str(self.proxy_bin), "--free-ports", "--port", "0"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        self.lines = Lines(self.p.stdout)
+        try:
+            self.up = float(self.lines.wait_for(r"is up in ([\d.]+)s", self.up_timeout, proc=self.p).group(1))
+            self.wall = time.monotonic() - t0
+            self.port = int(self.lines.wait_for(r"^\s+proxy\s+127\.0\.0\.1:(\d+)", 5).group(1))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stop_group(self.p)
+        if not os.environ.get("XS_IT_KEEP"):
+            import shutil
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def log_of(self, name: str) -> Path:
+        return self.out / "prosody" / name / "log" / "prosody.log"
+
+    def landed(self, jid: str, expect: str) -> None:
+        assert authenticated_in(self.log_of(expect), jid), f"{jid} not authenticated on {expect}"
+        others = [n for n in self.names if n != expect and authenticated_in(self.log_of(n), jid, timeout=0)]
+        assert not others, f"{jid} also authenticated on {others}"

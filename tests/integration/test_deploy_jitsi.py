@@ -13,19 +13,16 @@ The time from `run` to "is up" is recorded in the figures."""
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from deploy_support import (TOOL, Lines, authenticated_in, pid_alive, read_accounts, read_hocon,
-                            stop_group, tool)
+from deploy_support import DeployRun, pid_alive, read_accounts, read_hocon, tool
 from xs_clients import login, login_many
 from xs_local.jitsi import rendezvous_pick
 from xs_local.ports import free_port
-from xs_local.prosody import make_base_dir
 
 PLAN = """
 [plan]
@@ -65,41 +62,22 @@ NAMES = ["client", "brewery", "pool-a", "pool-b"]
 
 @pytest.fixture(scope="module")
 def jitsi_run(proxy_bin):
-    base = make_base_dir("xs-deploy-jitsi-")
-    plan = base / "jitsi4.toml"
     http = free_port()
-    plan.write_text(PLAN.replace("@HTTP@", str(http)))
-    out = base / "out"
-    t0 = time.monotonic()
-    p = subprocess.Popen(["/usr/bin/python3", str(TOOL), "run", str(plan), "--out", str(out),
-                          "--proxy", str(proxy_bin), "--free-ports", "--port", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         start_new_session=True)
-    lines = Lines(p.stdout)
-    try:
-        m = lines.wait_for(r"is up in ([\d.]+)s", 90, proc=p)
-        wall = time.monotonic() - t0
-        port = int(lines.wait_for(r"^\s+proxy\s+127\.0\.0\.1:(\d+)", 5).group(1))
+    with DeployRun(proxy_bin, PLAN.replace("@HTTP@", str(http)), "xs-deploy-jitsi-", NAMES) as r:
         pids = {name: int(pid) for name, pid in
-                re.findall(r"^\s+(client|brewery|pool-a|pool-b)\s+\S+\s+core \d+\s+pid (\d+)", lines.text(), re.M)}
-        proxy_pid = int(lines.wait_for(r"\(pid (\d+), config", 5).group(1))
-        yield {"http": http, "p": p, "lines": lines, "out": out, "plan": plan, "port": port, "pids": pids,
-               "proxy_pid": proxy_pid, "up": float(m.group(1)), "wall": wall}
-    finally:
-        stop_group(p)
-        if not os.environ.get("XS_IT_KEEP"):
-            shutil.rmtree(base, ignore_errors=True)
+                re.findall(r"^\s+(client|brewery|pool-a|pool-b)\s+\S+\s+core \d+\s+pid (\d+)", r.lines.text(), re.M)}
+        proxy_pid = int(r.lines.wait_for(r"\(pid (\d+), config", 5).group(1))
+        yield {"http": http, "p": r.p, "lines": r.lines, "out": r.out, "plan": r.plan, "port": r.port, "pids": pids,
+               "proxy_pid": proxy_pid, "up": r.up, "wall": r.wall, "run": r}
 
 
 def log_of(run, name):
-    return run["out"] / "prosody" / name / "log" / "prosody.log"
+    return run["run"].log_of(name)
 
 
 def landed(run, jid, expect):
     """`jid` authenticated on instance `expect` and on no other one."""
-    assert authenticated_in(log_of(run, expect), jid), f"{jid} not authenticated on {expect}"
-    others = [n for n in NAMES if n != expect and authenticated_in(log_of(run, n), jid, timeout=0)]
-    assert not others, f"{jid} also authenticated on {others}"
+    run["run"].landed(jid, expect)
 
 
 @pytest.mark.timeout(120)

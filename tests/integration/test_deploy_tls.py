@@ -12,9 +12,7 @@
 The plaintext mode ([plan] tls = "none") is exercised by test_deploy_jitsi.py and
 test_run_local.py."""
 
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,11 +22,10 @@ import pytest
 
 pytest.register_assert_rewrite("tls_support")
 
-from deploy_support import TOOL, Lines, authenticated_in, read_hocon, stop_group, tool  # noqa: E402
+from deploy_support import DeployRun, read_hocon, tool  # noqa: E402
 from tls_support import Raw, SClient, stream_header, tls_login  # noqa: E402
 from xs_clients import parse_stream_error  # noqa: E402
 from xs_local.ports import free_port  # noqa: E402
-from xs_local.prosody import make_base_dir  # noqa: E402
 
 PLAN = """
 [plan]
@@ -63,38 +60,21 @@ NAMES = ["client", "brewery"]
 
 @pytest.fixture(scope="module")
 def tls_run(proxy_bin):
-    base = make_base_dir("xs-deploy-tls-")
-    plan = base / "jitsi-tls.toml"
-    plan.write_text(PLAN.replace("@HTTP@", str(free_port())))
-    out = base / "out"
-    p = subprocess.Popen(["/usr/bin/python3", str(TOOL), "run", str(plan), "--out", str(out),
-                          "--proxy", str(proxy_bin), "--free-ports", "--port", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         start_new_session=True)
-    lines = Lines(p.stdout)
-    try:
-        lines.wait_for(r"is up in ([\d.]+)s", 90, proc=p)
-        port = int(lines.wait_for(r"^\s+proxy\s+127\.0\.0\.1:(\d+)", 5).group(1))
-        direct = int(lines.wait_for(r"Direct TLS on 127\.0\.0\.1:(\d+)", 5).group(1))
+    with DeployRun(proxy_bin, PLAN.replace("@HTTP@", str(free_port())), "xs-deploy-tls-", NAMES) as r:
+        direct = int(r.lines.wait_for(r"Direct TLS on 127\.0\.0\.1:(\d+)", 5).group(1))
         inst = {name: int(port_) for name, port_ in
-                re.findall(r"^\s+(client|brewery)\s+127\.0\.0\.1:(\d+)\s+core", lines.text(), re.M)}
-        yield {"p": p, "lines": lines, "out": out, "plan": plan, "port": port, "direct": direct,
-               "inst": inst, "ca": out / "certs" / "ca.crt"}
-    finally:
-        stop_group(p)
-        if not os.environ.get("XS_IT_KEEP"):
-            shutil.rmtree(base, ignore_errors=True)
+                re.findall(r"^\s+(client|brewery)\s+127\.0\.0\.1:(\d+)\s+core", r.lines.text(), re.M)}
+        yield {"p": r.p, "lines": r.lines, "out": r.out, "plan": r.plan, "port": r.port, "direct": direct,
+               "inst": inst, "ca": r.out / "certs" / "ca.crt", "run": r}
 
 
 def log_of(run, name):
-    return run["out"] / "prosody" / name / "log" / "prosody.log"
+    return run["run"].log_of(name)
 
 
 def landed_with_tls(run, jid, expect):
     """`jid` authenticated on `expect` only, and that instance logged the proxy's TLS."""
-    assert authenticated_in(log_of(run, expect), jid), f"{jid} not authenticated on {expect}"
-    others = [n for n in NAMES if n != expect and authenticated_in(log_of(run, n), jid, timeout=0)]
-    assert not others, f"{jid} also authenticated on {others}"
+    run["run"].landed(jid, expect)
     text = log_of(run, expect).read_text(errors="replace")
     sid = re.findall(rf"(c2s[0-9a-f]+)\s+info\s+Authenticated as {re.escape(jid)}\b", text)[-1]
     assert re.search(rf"{sid}\s+info\s+Client address 127\.0\.0\.1 port \d+ via xmpp-shard .*"
