@@ -58,7 +58,9 @@ SniffStatus StreamHeaderSniffer::feed(std::string_view bytes) {
 void StreamHeaderSniffer::reject(StreamCondition c, std::string why) {
     status_ = SniffStatus::Reject;
     condition_ = c;
-    detail_ = std::move(why) + " (at byte " + std::to_string(seen_) + ")";
+    // Every quoted name or value passes through here: controls and backslashes escaped.
+    detail_ = escape_controls(why);
+    detail_ += " (at byte " + std::to_string(seen_) + ")";
     name_ = {};
     value_ = {};
     entity_ = {};

@@ -75,7 +75,10 @@ public:
     const StreamHeader& header() const { return header_; }          // valid when Done
     StreamCondition condition() const { return condition_; }        // valid when Reject
     // Why, for logs (Reject, TlsClientHello): a short sentence ending in "(at byte N)". It may
-    // quote decoded client names or values (valid UTF-8, no control characters), so escape it
+    // quote decoded client names or values, 'like this'. It is valid UTF-8 without control
+    // characters: in quoted names and values a C0 control, DEL or C1 control (U+0000..U+001F,
+    // U+007F, U+0080..U+009F, whether literal or from a reference such as &#10;) is written
+    // \u00xx (lower-case hex, e.g. \u000a, \u0082) and a backslash is doubled (\\). Escape it
     // (xml_escape) before echoing it in a <text/>.
     const std::string& detail() const { return detail_; }
     // Bytes examined so far; after a verdict, the number up to and including the byte that

@@ -45,6 +45,29 @@ void append_utf8(std::string& out, std::uint32_t cp) {
     }
 }
 
+std::string escape_controls(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    auto escape = [&](std::string& out, unsigned cp) {
+        out += "\\u00";
+        out += kHex[cp >> 4];
+        out += kHex[cp & 0xF];
+    };
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7F) {
+            escape(out, c);
+        } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xA0) {
+            escape(out, static_cast<unsigned char>(s[++i]));  // U+0080..U+009F is C2 80..C2 9F
+        } else {
+            if (c == '\\') out += '\\';
+            out += char(c);
+        }
+    }
+    return out;
+}
+
 bool iequals_ascii(std::string_view a, std::string_view b) {
     auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
     if (a.size() != b.size()) return false;

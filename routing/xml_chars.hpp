@@ -30,6 +30,11 @@ bool is_xml_char(std::uint32_t cp);       // Char: what a document may contain a
 // "'x'" for printable ASCII, "byte 0xNN" otherwise: safe to log and to echo in <text/>.
 std::string describe(unsigned char c);
 void append_utf8(std::string& out, std::uint32_t cp);
+// For the sniffer's detail: `s` (valid UTF-8) with every C0 control, DEL and C1 control
+// (U+0000..U+001F, U+007F, U+0080..U+009F) written as \u00xx (four lower-case hex digits, as in
+// JSON) and every backslash doubled, so the result is valid UTF-8 without control characters
+// and an escape cannot be confused with the same six characters sent literally.
+std::string escape_controls(std::string_view s);
 bool iequals_ascii(std::string_view a, std::string_view b);
 
 struct QName {

@@ -13,10 +13,9 @@
 // Every split must give the same outcome (status, condition, detail, header fields, consumed,
 // bytes seen); a Done header must end with its '>' inside the bytes fed (consumed <= fed); the
 // detail (quoted in logs and <text/>) must be valid UTF-8, and free of control characters as the
-// sniffer's header promises (a known bug for now: see below).
+// sniffer's header promises.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -172,14 +171,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                           ref.detail.compare(ref.detail.size() - tail.size(), tail.size(), tail) == 0,
                       "detail does not end with the deciding byte's number: " + ref_text, in);
         XS_FUZZ_CHECK(valid_utf8(ref.detail, true), "detail is not valid UTF-8: " + ref_text, in);
-        if (!valid_utf8(ref.detail, false)) {
-            // KNOWN BUG (routing/, reported; tests/fuzz/known-bugs/README.md): the detail quotes
-            // decoded values verbatim, so a reference such as &#10; or &#x82; in a value puts a
-            // control character into it (the proxy logs it raw at debug level: a client can
-            // forge log lines). Enforced with XS_FUZZ_STRICT=1 (the known-bug CTest entry).
-            static const bool strict = std::getenv("XS_FUZZ_STRICT") != nullptr;
-            XS_FUZZ_CHECK(!strict, "detail has control characters (logged raw): " + ref_text, in);
-        }
+        // The proxy logs the detail raw: a control character from a value (&#10;, &#x82;)
+        // would let a client forge log lines (regressions/fuzz_stream_header/detail-*).
+        XS_FUZZ_CHECK(valid_utf8(ref.detail, false),
+                      "detail has control characters (logged raw): " + ref_text, in);
     }
     if (ref.status == SniffStatus::TlsClientHello)
         XS_FUZZ_CHECK(ref.seen == 1 && data[0] == 0x16, "TLS verdict not on a first 0x16 byte", in);
