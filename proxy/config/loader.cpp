@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -188,27 +189,33 @@ private:
     void get_uint(const toml::table& t, std::string_view key, T& out, int64_t lo, int64_t hi) {
         const toml::node* n = t.get(key);
         if (!n) return;
-        auto v = n->value<int64_t>();
-        if (!n->is_integer() || !v || *v < lo || *v > hi) {
+        // Type first: node::value<int64_t>() on a float converts it (undefined behaviour beyond
+        // the int64 range, e.g. 4e166), and on a bool it gives 0 or 1.
+        const auto* i = n->as_integer();
+        if (!i || i->get() < lo || i->get() > hi) {
             add(n->source(), "'" + std::string(key) + "' must be an integer from " +
                                  std::to_string(lo) + " to " + std::to_string(hi));
             return;
         }
-        out = static_cast<T>(*v);
+        out = static_cast<T>(i->get());
     }
 
     void get_bool(const toml::table& t, std::string_view key, bool& out) {
         const toml::node* n = t.get(key);
         if (!n) return;
-        if (!n->is_boolean()) add(n->source(), "'" + std::string(key) + "' must be true or false");
-        else out = n->value<bool>().value_or(false);
+        if (const auto* b = n->as_boolean()) out = b->get();
+        else add(n->source(), "'" + std::string(key) + "' must be true or false");
     }
 
     void get_number(const toml::table& t, std::string_view key, double& out, double lo, double hi) {
         const toml::node* n = t.get(key);
         if (!n) return;
-        auto v = n->value<double>();
-        if (!(n->is_integer() || n->is_floating_point()) || !v || *v < lo || *v > hi) {
+        // An integer or a float, read as what it is (no node::value<T>() conversion); written
+        // so that NaN is out of range.
+        std::optional<double> v;
+        if (const auto* i = n->as_integer()) v = static_cast<double>(i->get());
+        else if (const auto* f = n->as_floating_point()) v = f->get();
+        if (!v || !(*v >= lo && *v <= hi)) {
             add(n->source(), "'" + std::string(key) + "' must be a number from " +
                                  std::to_string(static_cast<long long>(lo)) + " to " +
                                  std::to_string(static_cast<long long>(hi)));
