@@ -1,5 +1,7 @@
 #include "starttls.hpp"
 
+#include <string>
+
 #include "stream_error.hpp"
 
 namespace xs::routing {
@@ -10,6 +12,14 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; 
 bool is_name(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-' || c == '.' || c == ':' || static_cast<unsigned char>(c) >= 0x80;
+}
+
+// A name as quoted into a detail (logged, and sent back in <text/>): is_name admits any byte
+// from 0x80 up, which may be invalid UTF-8 or a C1 control, so only ASCII names are quoted.
+std::string shown(const std::string& name) {
+    for (char c : name)
+        if (static_cast<unsigned char>(c) >= 0x80) return "(a non-ASCII name)";
+    return name;
 }
 
 }  // namespace
@@ -61,7 +71,7 @@ StartTlsStatus StartTlsReader::parse() {
     std::string name = buf_.substr(name_start, i - name_start);
     if (name.empty()) return reject(StreamCondition::NotWellFormed, "expected an element name");
     if (name != "starttls")
-        return reject(StreamCondition::PolicyViolation, "<" + name + "/> before STARTTLS (TLS is required)");
+        return reject(StreamCondition::PolicyViolation, "<" + shown(name) + "/> before STARTTLS (TLS is required)");
     // Attributes up to '>' or '/>'.
     bool ns_ok = false;
     for (;;) {
@@ -75,7 +85,7 @@ StartTlsStatus StartTlsReader::parse() {
         if (attr.empty()) return reject(StreamCondition::NotWellFormed, "bad attribute in <starttls/>");
         while (i < n && is_space(buf_[i])) ++i;
         if (i == n) break;
-        if (buf_[i] != '=') return reject(StreamCondition::NotWellFormed, "expected '=' after " + attr);
+        if (buf_[i] != '=') return reject(StreamCondition::NotWellFormed, "expected '=' after " + shown(attr));
         ++i;
         while (i < n && is_space(buf_[i])) ++i;
         if (i == n) break;

@@ -111,3 +111,15 @@ TEST_CASE("the reader is bounded", "[starttls]") {
     CHECK(r2.feed(big) == StartTlsStatus::Reject);
     CHECK(r2.condition() == StreamCondition::PolicyViolation);
 }
+
+TEST_CASE("details quote only ASCII names (they are logged and sent back in <text/>)", "[starttls]") {
+    StartTlsReader c1;
+    REQUIRE(c1.feed("<st\xC2\x82x/>") == StartTlsStatus::Reject);
+    CHECK(c1.detail() == "<(a non-ASCII name)/> before STARTTLS (TLS is required)");
+    StartTlsReader bad_utf8;
+    REQUIRE(bad_utf8.feed("<starttls a\xff b/>") == StartTlsStatus::Reject);
+    CHECK(bad_utf8.detail() == "expected '=' after (a non-ASCII name)");
+    StartTlsReader ascii;
+    REQUIRE(ascii.feed("<message/>") == StartTlsStatus::Reject);
+    CHECK(ascii.detail() == "<message/> before STARTTLS (TLS is required)");
+}
