@@ -118,6 +118,11 @@ def render(res: dict) -> str:
         out.append(table(["path", "sessions/s", "set-up p50 ms", "p99 ms", "front CPU us/session",
                           "front CPU %", "loadgen CPU %", "errors"], rows))
         out.append("")
+        if len(su["direct"].get("rounds", [])) > 1:
+            per = "; ".join(f"{n} " + " / ".join(f(r["sessions_per_s"], 0) for r in su[n]["rounds"])
+                            for n in ("direct", "xmpp-shard", "HAProxy"))
+            out.append(f"Medians of {len(su['direct']['rounds'])} interleaved rounds; sessions/s by round: {per}.")
+            out.append("")
     mem = res.get("memory")
     if mem:
         out.append("### Resident memory of idle passthrough sessions")
