@@ -415,6 +415,8 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
             pr.add("[proxy] metrics", f"port {mport} clashes with {owner[mport]}")
         if mport and mport == plan.port:
             pr.add("[proxy] metrics", f"port {mport} is also the proxy's [plan] port")
+        if mport and mport == plan.direct_tls_port:
+            pr.add("[proxy] metrics", f"port {mport} is also the proxy's [plan] direct_tls_port")
 
     pr.raise_if_any()
     return plan

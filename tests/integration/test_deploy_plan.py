@@ -84,6 +84,9 @@ BAD_PLANS = [
      ["[plan] direct_tls_port", "15223", "clashes", "prosody-1"]),
     ("[plan]\ninstances = 2\ntls = \"terminate\"\ndirect_tls_port = 5222\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
      ["[plan] direct_tls_port", "5222", "[plan] port"]),
+    ("[plan]\ninstances = 2\ntls = \"terminate\"\ndirect_tls_port = 5223\n[[host]]\ndomain = \"a.test\"\ninstance = 0\n"
+     "[proxy]\nmetrics = \"127.0.0.1:5223\"",
+     ["[proxy] metrics", "5223", "direct_tls_port"]),
     ("[plan]\ninstances = 2\ntls = \"terminate\"\nprosody_modules = \"rel/dir\"\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
      ["[plan] prosody_modules", "absolute"]),
     ("[plan]\ninstances = 2\ntls = \"terminate\"\nlua = \"plugin_paths = { '/opt/p' }\"\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
