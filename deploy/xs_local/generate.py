@@ -212,7 +212,8 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
         L.append(f"    data    {p.data}")
         L.append(f"    log     {p.log}")
         L.append(f"    pidfile {p.pidfile}")
-        L.append(f"    certs   {p.certs}")
+        if not tls.terminate:
+            L.append(f"    certs   {p.certs}")
         if spec.hosts:
             L.append("    hosts   " + ", ".join(
                 h.domain + (" (anonymous)" if h.auth == "anonymous" else "") for h in spec.hosts))

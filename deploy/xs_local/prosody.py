@@ -186,7 +186,8 @@ def render_config(spec: InstanceSpec, root: Path) -> str:
     prof = spec.tls or PLAINTEXT
     for line in prof.port_lines(spec):
         w(line)
-    w(f"certificates = {lua_str(str(p.certs))}")
+    if not prof.terminate:  # behind a terminating proxy Prosody does no TLS: no certificates
+        w(f"certificates = {lua_str(str(p.certs))}")
     w("-- Empty port lists so instances never fight over Prosody's default ports.")
     for opt in ("s2s_ports", "c2s_direct_tls_ports", "s2s_direct_tls_ports",
                 "http_ports", "https_ports", "component_ports"):
@@ -333,12 +334,18 @@ class ProsodyInstance:
         else:
             os.chmod(self.root, 0o750)
             self.data_path.mkdir(exist_ok=True)
-            self.paths.certs.mkdir(exist_ok=True)
+            if self.uses_certs:
+                self.paths.certs.mkdir(exist_ok=True)
             self.config_path.write_text(self.render())
             self.log_path.touch()
             _chown_tree(self.root, PROSODY_USER)
         _check_reachable(self.root, PROSODY_USER)
         self.ensure_accounts(self.spec.accounts)
+
+    @property
+    def uses_certs(self) -> bool:
+        """Whether the instance has a certificates directory (not behind a terminating proxy)."""
+        return not (self.spec.tls or PLAINTEXT).terminate
 
     def make_dirs(self) -> None:
         """Managed layout: the config stays root's (group prosody); Prosody owns its data
@@ -356,7 +363,7 @@ class ProsodyInstance:
         if not self.log_path.exists():
             self.log_path.touch(mode=0o640)
         _chown(self.log_path, PROSODY_USER)
-        if not self.paths.certs.exists():
+        if self.uses_certs and not self.paths.certs.exists():
             self.paths.certs.mkdir(mode=0o750, parents=True)
             _chown(self.paths.certs, "root", PROSODY_USER)
 

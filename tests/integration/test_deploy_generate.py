@@ -312,7 +312,9 @@ def test_certs_and_check_in_terminate_mode(gen, proxy_bin):
         assert v.returncode == 0, v.stdout + v.stderr
         assert stat.S_IMODE((gen.out / "certs" / f"{d}.key").stat().st_mode) == 0o640
     assert not (gen.out / "certs" / "conference.meet.test.crt").exists()     # MUCs: no client names them
-    assert not list((gen.out / "prosody" / "client" / "certs").iterdir())   # Prosody holds none
+    for name in ("client", "brewery", "pool"):                            # Prosody holds none
+        assert not (gen.out / "prosody" / name / "certs").exists()
+        assert "certificates =" not in (gen.out / "prosody" / name / "prosody.cfg.lua").read_text()
     r = tool("check", plan, "--out", gen.out, "--proxy", proxy_bin)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'tls = "terminate": 9 certificate(s) for the proxy: ok' in r.stdout

@@ -8,7 +8,6 @@ c2s_ports = { }
 xmpp_shard_ports = { 25223 }
 xmpp_shard_interfaces = { "127.0.0.1" }
 xmpp_shard_trusted_proxies = { "127.0.0.1", "::1" }
-certificates = "@OUT@/prosody/brewery/certs"
 -- Empty port lists so instances never fight over Prosody's default ports.
 s2s_ports = { }
 c2s_direct_tls_ports = { }
