@@ -373,6 +373,14 @@ def module_proxies(proxy_bin, base_dir):
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def fake():
+    """One FakeBackend("xmpp") (stream header and empty features back) shared by a module."""
+    fb = FakeBackend("xmpp")
+    yield fb
+    fb.close()
+
+
 @pytest.fixture
 def fake_backends():
     """fake_backends(mode) -> a FakeBackend listening on 127.0.0.1; closed after the test."""

@@ -20,20 +20,12 @@ import pytest
 pytest.register_assert_rewrite("tls_support")
 
 from xs_clients import parse_stream_error, tls_client_hello  # noqa: E402
-from xs_fakes import FakeBackend  # noqa: E402
 from tls_support import (PASS, RAW, Raw, SClient, backend_login, base_config, client_context,  # noqa: E402
                          der_subject_org, free_port, proxy_v2, start_proxy, stream_header, tls_login)
 
 pytest_plugins = ["tls_support"]
 
 CLIENT_IP = "127.0.0.3"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    fb = FakeBackend("xmpp")
-    yield fb
-    fb.close()
 
 
 @pytest.fixture(scope="module")

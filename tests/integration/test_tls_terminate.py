@@ -47,13 +47,6 @@ def make_config(term_backend, proxy_certs, fake: FakeBackend, **proxy_opts):
 
 
 @pytest.fixture(scope="module")
-def fake():
-    fb = FakeBackend("xmpp")
-    yield fb
-    fb.close()
-
-
-@pytest.fixture(scope="module")
 def proxy(module_proxies, _term_backend, proxy_certs, fake):
     return start_proxy(module_proxies, make_config(_term_backend, proxy_certs, fake), name="tls-term")
 

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from xs_clients import assert_stream_error, exchange, header, tls_client_hello
-from xs_fakes import FakeBackend
 from xs_local import ProxyConfig
 
 from conftest import DEFAULT_PROXY_OPTS
@@ -20,13 +19,6 @@ from conftest import DEFAULT_PROXY_OPTS
 KNOWN = "known.test"
 STREAM = "http://etherx.jabber.org/streams"
 FEATURES = b"<stream:features/>"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    fb = FakeBackend("xmpp")
-    yield fb
-    fb.close()
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ from typing import Optional
 import pytest
 
 from conftest import REPO, ProxyProcess, pwgen
+from xs_clients import run_many
 from xs_local import Account, InstanceSpec, ProsodyInstance, ProxyConfig, VirtualHost, free_port, wait_port
 from xs_local import procs
 from xs_local.proxyconf import toml_key, toml_value
@@ -516,9 +517,7 @@ def tls_login(port: int, jid: str, password: str, **kw) -> TlsLogin:
 
 
 def tls_login_many(port: int, creds: list[tuple[str, str]], **kw) -> list[TlsLogin]:
-    async def run():
-        return await asyncio.gather(*(atls_login(port, j, p, **kw) for j, p in creds))
-    return asyncio.run(run())
+    return run_many(atls_login, port, creds, **kw)
 
 
 # --------------------------------------------------------------------------------------------

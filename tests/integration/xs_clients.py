@@ -145,8 +145,13 @@ def login(port: int, jid: str, password: str = "", **kw) -> LoginResult:
 
 def login_many(port: int, creds: list[tuple[str, str]], **kw) -> list[LoginResult]:
     """Several logins at once (one event loop)."""
+    return run_many(alogin, port, creds, **kw)
+
+
+def run_many(alogin_fn, port: int, creds: list[tuple[str, str]], **kw) -> list:
+    """alogin_fn(port, jid, password, **kw) for every (jid, password) at once, in one event loop."""
     async def run():
-        return await asyncio.gather(*(alogin(port, j, p, **kw) for j, p in creds))
+        return await asyncio.gather(*(alogin_fn(port, j, p, **kw) for j, p in creds))
     return asyncio.run(run())
 
 
