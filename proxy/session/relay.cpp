@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -305,8 +304,8 @@ void Session::shutdown_side(Side side) {
             finish(reason_);
             return;
         }
-        int rc = ::shutdown(fd, SHUT_WR) == 0 ? 0 : uv_translate_sys_error(errno);
-        if (side == kClient && (state_ == State::Closing || rc < 0)) finish(reason_);
+        // A failed shutdown of the client ends the session, as in on_shutdown_done.
+        if (::shutdown(fd, SHUT_WR) != 0 && side == kClient) finish(reason_);
         return;
     }
     auto* req = new uv_shutdown_t{};
