@@ -43,8 +43,7 @@ StartTlsStatus StartTlsReader::reject(StreamCondition c, std::string why) {
 
 StartTlsStatus StartTlsReader::feed(std::string_view bytes) {
     if (status_ != StartTlsStatus::NeedMore) {
-        if (status_ == StartTlsStatus::Proceed && !bytes.empty())
-            return reject(StreamCondition::PolicyViolation, "data after <starttls/> before <proceed/>");
+        if (status_ == StartTlsStatus::Proceed) after_whitespace(bytes);
         return status_;
     }
     buf_.append(bytes);
@@ -119,9 +118,31 @@ StartTlsStatus StartTlsReader::parse() {
         after = j + close.size();
     }
     if (!ns_ok) return reject(StreamCondition::InvalidNamespace, "<starttls/> not in " + std::string(kTlsNs));
-    if (after < n) return reject(StreamCondition::PolicyViolation, "data after <starttls/> before <proceed/>");
     status_ = StartTlsStatus::Proceed;
+    after_whitespace(std::string_view(buf_).substr(after));
+    std::string().swap(buf_);
     return status_;
+}
+
+// Whitespace between top-level elements is allowed (RFC 6120 11.7; go-xmpp ends <starttls/> with
+// a newline); anything else before <proceed/> is not (RFC 6120 5.4.3.3). Bounded like the rest.
+void StartTlsReader::after_whitespace(std::string_view bytes) {
+    for (char c : bytes) {
+        if (!is_space(c)) {
+            reject(StreamCondition::PolicyViolation, "data after <starttls/> before <proceed/>");
+            return;
+        }
+    }
+    trailing_ += bytes.size();
+    if (trailing_ > kMaxBytes) reject(StreamCondition::PolicyViolation, "too much whitespace");
+}
+
+std::string_view StartTlsReader::tls_bytes(std::string_view bytes) {
+    if (hello_started_) return bytes;
+    std::size_t i = 0;
+    while (i < bytes.size() && is_space(bytes[i])) ++i;
+    if (i < bytes.size()) hello_started_ = true;
+    return bytes.substr(i);
 }
 
 }  // namespace xs::routing

@@ -28,8 +28,13 @@ enum class StartTlsStatus {
 class StartTlsReader {
 public:
     // Bytes after the client's first stream header. The client must not send anything past
-    // its <starttls/> before <proceed/> (RFC 6120 5.4.3.3): such bytes are rejected too.
+    // its <starttls/> before <proceed/> (RFC 6120 5.4.3.3): such bytes are rejected too, except
+    // whitespace (allowed between top-level elements; go-xmpp sends a newline after <starttls/>).
     StartTlsStatus feed(std::string_view bytes);
+    // After <proceed/> was sent: the part of `bytes` that belongs to TLS. Whitespace the client
+    // wrote after its <starttls/> may arrive in a later read, before the ClientHello (a TLS
+    // record never starts with whitespace): it is dropped until the first other byte.
+    std::string_view tls_bytes(std::string_view bytes);
     StartTlsStatus status() const { return status_; }
     routing::StreamCondition condition() const { return condition_; }
     const std::string& detail() const { return detail_; }
@@ -39,11 +44,14 @@ public:
 private:
     StartTlsStatus reject(StreamCondition c, std::string why);
     StartTlsStatus parse();
+    void after_whitespace(std::string_view bytes);
 
     std::string buf_;
     StartTlsStatus status_ = StartTlsStatus::NeedMore;
     StreamCondition condition_ = StreamCondition::PolicyViolation;
     std::string detail_;
+    std::size_t trailing_ = 0;     // whitespace seen after <starttls/>
+    bool hello_started_ = false;   // tls_bytes(): the first TLS byte has been seen
 };
 
 }  // namespace xs::routing

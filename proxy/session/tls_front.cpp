@@ -84,7 +84,7 @@ void Session::on_negotiation_bytes(const char* data, std::size_t len) {
         case routing::StartTlsStatus::Proceed:
             break;
     }
-    starttls_.reset();
+    // starttls_ stays until the ClientHello starts: it drops whitespace sent before it.
     std::string_view proceed = routing::starttls_proceed();
     send(kClient, proceed.data(), proceed.size());
     if (state_ == State::Negotiating) start_handshake(domain_);
@@ -103,6 +103,13 @@ void Session::start_handshake(std::string_view domain) {
 
 // Ciphertext from the client: decrypt, send what TLS wants sent, hand the plaintext on.
 void Session::on_tls_bytes(const char* data, std::size_t len) {
+    if (starttls_) {
+        std::string_view v = starttls_->tls_bytes(std::string_view(data, len));
+        if (v.empty()) return;
+        starttls_.reset();
+        data = v.data();
+        len = v.size();
+    }
     std::string& plain = worker_.tls_plain();
     std::string& out = worker_.tls_out();
     plain.clear();

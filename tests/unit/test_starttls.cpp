@@ -100,6 +100,44 @@ TEST_CASE("bytes after <starttls/> and before <proceed/> are refused, even in a 
     REQUIRE(r.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") == StartTlsStatus::Proceed);
     CHECK(r.feed("\x16\x03\x01") == StartTlsStatus::Reject);
     CHECK(r.condition() == StreamCondition::PolicyViolation);
+    StartTlsReader same_read;
+    CHECK(same_read.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n<auth/>") ==
+          StartTlsStatus::Reject);
+    StartTlsReader after_space;
+    REQUIRE(after_space.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/> ") == StartTlsStatus::Proceed);
+    CHECK(after_space.feed("\t x") == StartTlsStatus::Reject);
+}
+
+TEST_CASE("whitespace after <starttls/> is accepted in any split (go-xmpp sends a newline)",
+          "[starttls]") {
+    const std::string elem = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    for (std::string tail : {"\n", " ", "\r\n", "\t \n", " \n \n"}) {
+        std::string in = elem + tail;
+        INFO(in);
+        for (std::size_t cut = 0; cut <= in.size(); ++cut) {
+            StartTlsReader r;
+            r.feed(std::string_view(in).substr(0, cut));
+            CHECK(r.feed(std::string_view(in).substr(cut)) == StartTlsStatus::Proceed);
+        }
+        std::mt19937 rng(11);
+        for (int k = 0; k < 20; ++k) {
+            StartTlsReader r;
+            CHECK(feed_split(in, rng, r) == StartTlsStatus::Proceed);
+        }
+    }
+    StartTlsReader many;
+    REQUIRE(many.feed(elem) == StartTlsStatus::Proceed);
+    CHECK(many.feed(std::string(StartTlsReader::kMaxBytes + 1, '\n')) == StartTlsStatus::Reject);
+}
+
+TEST_CASE("after <proceed/>, whitespace before the ClientHello is dropped, then bytes pass unchanged",
+          "[starttls]") {
+    StartTlsReader r;
+    REQUIRE(r.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") == StartTlsStatus::Proceed);
+    CHECK(r.tls_bytes("\n") == "");
+    CHECK(r.tls_bytes("") == "");
+    CHECK(r.tls_bytes(" \r\n\x16\x03\x01") == "\x16\x03\x01");
+    CHECK(r.tls_bytes(" \x16") == " \x16");  // past the first TLS byte nothing is dropped
 }
 
 TEST_CASE("the reader is bounded", "[starttls]") {
