@@ -17,6 +17,7 @@
 #include "metrics/http_server.hpp"
 #include "net/ip_limiter.hpp"
 #include "net/listen_socket.hpp"
+#include "session/snapshot.hpp"
 #include "upstream/backend_state.hpp"
 #include "upstream/health_checker.hpp"
 #include "util/log.hpp"
@@ -37,6 +38,7 @@ bool same_check(const config::BackendConfig& a, const config::BackendConfig& b) 
 
 struct Daemon {
     std::shared_ptr<const config::Config> cfg;
+    std::shared_ptr<const session::Snapshot> snap;  // cfg and the runtime state attached to it
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<std::shared_ptr<metrics::WorkerStats>> stats;
     upstream::BackendRegistry registry;
@@ -54,18 +56,18 @@ struct Daemon {
 
     // Runtime state that outlives one configuration: backend health and admission by backend
     // name, per-address rate limiters by listener name.
-    void attach(config::Config& c) {
-        c.states.clear();
-        for (const auto& b : c.backends) c.states.push_back(registry.get(b.name));
-        c.limiters.clear();
-        for (const auto& l : c.listeners) {
+    std::shared_ptr<const session::Snapshot> attach(std::shared_ptr<const config::Config> c) {
+        auto rt = std::make_shared<session::Runtime>();
+        for (const auto& b : c->backends) rt->states.push_back(registry.get(b.name));
+        for (const auto& l : c->listeners) {
             std::shared_ptr<net::IpRateLimiter>& lim = limiters[l.name];
             if (l.per_ip_rate <= 0) lim.reset();
             else if (!lim || lim_params_changed(l)) lim = std::make_shared<net::IpRateLimiter>(l.per_ip_rate, l.per_ip_burst);
-            c.limiters.push_back(lim);
+            rt->limiters.push_back(lim);
         }
         limiter_params.clear();
-        for (const auto& l : c.listeners) limiter_params[l.name] = {l.per_ip_rate, l.per_ip_burst};
+        for (const auto& l : c->listeners) limiter_params[l.name] = {l.per_ip_rate, l.per_ip_burst};
+        return std::make_shared<const session::Snapshot>(session::Snapshot{std::move(c), std::move(rt)});
     }
     std::map<std::string, std::pair<double, unsigned>> limiter_params;
     bool lim_params_changed(const config::ListenerConfig& l) {
@@ -85,10 +87,10 @@ struct Daemon {
                 continue;
             }
             if (b.check == config::CheckKind::None) {
-                cfg->states[i]->check_passed(0);  // unchecked backends are taken as up
+                snap->rt->states[i]->check_passed(0);  // unchecked backends are taken as up
                 continue;
             }
-            auto* c = new upstream::HealthChecker(&loop, cfg->states[i], b);
+            auto* c = new upstream::HealthChecker(&loop, snap->rt->states[i], b);
             c->start();
             next[b.name] = c;
         }
@@ -129,17 +131,18 @@ struct Daemon {
         if (!result.errors.empty()) {
             for (const auto& e : result.errors) log::error("reload: ", e.to_string());
             why = std::to_string(result.errors.size()) + " problem(s) in the file";
-        } else if (!reload_compatible(*result.config, why)) {
+        } else {
+            reload_compatible(*result.config, why);  // sets why when it is not
         }
         if (!why.empty()) {
             counters.reloads_failure.fetch_add(1);
             log::error("reload failed: ", why, "; configuration unchanged");
             return;
         }
-        attach(*result.config);
         cfg = result.config;
+        snap = attach(cfg);
         sync_checkers();
-        for (auto& w : workers) w->post_config(cfg);
+        for (auto& w : workers) w->post_snapshot(snap);
         counters.reloads_success.fetch_add(1);
         counters.last_reload_success_seconds.store(unix_now());
         log::info("reload: applied to new sessions (", cfg->backends.size(), " backends, ",
@@ -160,7 +163,7 @@ struct Daemon {
 
     metrics::HttpResponse serve(const std::string& path) {
         if (path == "/metrics")
-            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(stats, *cfg, counters)};
+            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(stats, *cfg, *snap->rt, counters)};
         if (path == "/healthz")
             return counters.accepting.load() ? metrics::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
                                              : metrics::HttpResponse{503, "text/plain; charset=utf-8", "draining\n"};
@@ -237,8 +240,8 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
     check_fd_limit(*initial, n);
     auto connections = std::make_shared<std::atomic<int64_t>>(0);
     Daemon d;
-    d.attach(*initial);
     d.cfg = initial;
+    d.snap = d.attach(initial);
     d.counters.start_seconds = unix_now();
     d.counters.last_reload_success_seconds.store(d.counters.start_seconds);
     uv_loop_init(&d.loop);
@@ -260,7 +263,7 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
     }
     for (unsigned w = 0; w < n; ++w) {
         d.stats.push_back(std::make_shared<metrics::WorkerStats>());
-        d.workers.push_back(std::make_unique<Worker>(w, d.cfg, fds[w], d.stats.back(), connections, [&d] {
+        d.workers.push_back(std::make_unique<Worker>(w, d.snap, fds[w], d.stats.back(), connections, [&d] {
             d.exited.fetch_add(1);
             uv_async_send(&d.worker_exited);
         }));

@@ -12,19 +12,22 @@
 
 namespace xs::app {
 
-Worker::Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+Worker::Worker(unsigned id, std::shared_ptr<const session::Snapshot> snap, std::vector<int> listen_fds,
                std::shared_ptr<metrics::WorkerStats> stats,
                std::shared_ptr<std::atomic<int64_t>> connections, std::function<void()> on_exit)
-    : id_(id), cfg_(std::move(cfg)), fds_(std::move(listen_fds)), on_exit_(std::move(on_exit)),
-      stats_(std::move(stats)), log_(cfg_->proxy.log_format, cfg_->proxy.session_log_rate),
+    : id_(id), snap_(std::move(snap)), fds_(std::move(listen_fds)), on_exit_(std::move(on_exit)),
+      stats_(std::move(stats)), log_(cfg().proxy.log_format, cfg().proxy.session_log_rate),
       connections_(std::move(connections)), scratch_(new char[kScratchSize]) {
-    uv_loop_init(&loop_);
-    uv_async_init(&loop_, &async_, on_async);
+    // A loop, an async handle and timers cannot fail to initialise short of a broken system.
+    int rc = uv_loop_init(&loop_);
+    if (rc == 0) rc = uv_async_init(&loop_, &async_, on_async);
     async_.data = this;
-    for (uv_timer_t* t : {&drain_timer_, &pump_timer_, &housekeeping_, &resume_timer_}) {
-        uv_timer_init(&loop_, t);
+    for (uv_timer_t* t : {&drain_timer_, &housekeeping_, &resume_timer_}) {
+        if (rc == 0) rc = uv_timer_init(&loop_, t);
         t->data = this;
     }
+    if (rc == 0) rc = admission_.init(&loop_);
+    if (rc != 0) log::die(std::string("worker: libuv initialisation: ") + uv_strerror(rc));
     uv_timer_start(&housekeeping_, on_housekeeping, 5000, 5000);
     for (std::size_t i = 0; i < fds_.size(); ++i) {
         net::Acceptor::Callbacks cb;
@@ -74,10 +77,10 @@ void Worker::post_cut() {
     uv_async_send(&async_);
 }
 
-void Worker::post_config(std::shared_ptr<const config::Config> cfg) {
+void Worker::post_snapshot(std::shared_ptr<const session::Snapshot> snap) {
     {
         std::lock_guard<std::mutex> g(mu_);
-        posted_cfg_ = std::move(cfg);
+        posted_snap_ = std::move(snap);
         if (closed_) return;
     }
     uv_async_send(&async_);
@@ -87,17 +90,17 @@ void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_post
 
 void Worker::apply_posted() {
     bool drain, cut;
-    std::shared_ptr<const config::Config> cfg;
+    std::shared_ptr<const session::Snapshot> snap;
     {
         std::lock_guard<std::mutex> g(mu_);
         drain = posted_drain_;
         cut = posted_cut_;
         posted_cut_ = false;
-        cfg = std::move(posted_cfg_);
+        snap = std::move(posted_snap_);
     }
-    if (cfg) {
-        cfg_ = std::move(cfg);  // live sessions keep the snapshot they started with
-        log_.configure(cfg_->proxy.log_format, cfg_->proxy.session_log_rate);
+    if (snap) {
+        snap_ = std::move(snap);  // live sessions keep the snapshot they started with
+        log_.configure(cfg().proxy.log_format, cfg().proxy.session_log_rate);
     }
     if (drain) begin_drain();
     if (cut) cut_all();
@@ -108,9 +111,9 @@ bool Worker::on_accepted(std::size_t listener, int fd, const sockaddr_storage& p
         ::close(fd);
         return false;
     }
-    auto* s = new session::Session(*this, cfg_, listener);
+    auto* s = new session::Session(*this, snap_, listener);
     s->start(fd, peer);  // the session owns itself (and fd) from here on
-    unsigned cap = cfg_->proxy.max_connections;
+    unsigned cap = cfg().proxy.max_connections;
     if (cap > 0 && connections_->load(std::memory_order_relaxed) >= cap) {
         pause_accepting("max_connections reached");
         return false;
@@ -137,7 +140,7 @@ void Worker::pause_accepting(const char* why) {
 
 void Worker::resume_accepting() {
     if (!accept_paused_ || draining_) return;
-    unsigned cap = cfg_->proxy.max_connections;
+    unsigned cap = cfg().proxy.max_connections;
     if (cap > 0 && connections_->load(std::memory_order_relaxed) >= cap) return;
     accept_paused_ = false;
     uv_timer_stop(&resume_timer_);
@@ -175,9 +178,9 @@ void Worker::begin_drain() {
     uv_timer_stop(&resume_timer_);
     for (auto& l : listeners_) l->close();
     log::info("worker ", id_, ": draining ", live_, " live session(s), up to ",
-              cfg_->proxy.drain_timeout.count(), " ms");
+              cfg().proxy.drain_timeout.count(), " ms");
     uv_timer_start(&drain_timer_, on_drain_timer,
-                   static_cast<uint64_t>(cfg_->proxy.drain_timeout.count()), 0);
+                   static_cast<uint64_t>(cfg().proxy.drain_timeout.count()), 0);
     maybe_exit();
 }
 
@@ -200,59 +203,10 @@ void Worker::maybe_exit() {
     }
     log_.flush_summary(uv_now(&loop_));
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&pump_timer_), nullptr);
+    admission_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
-}
-
-bool Worker::enqueue(upstream::BackendState* b, session::Session* s, unsigned max_queue) {
-    auto& q = queues_[b];
-    if (q.size() >= max_queue) return false;
-    q.push_back(s);
-    if (!pump_running_) {
-        pump_running_ = true;
-        uv_timer_start(&pump_timer_, on_pump_timer, 5, 5);
-    }
-    return true;
-}
-
-void Worker::dequeue(session::Session* s) {
-    auto it = queues_.find(s->queued_on());
-    if (it == queues_.end()) return;
-    auto& q = it->second;
-    q.erase(std::remove(q.begin(), q.end(), s), q.end());
-}
-
-void Worker::pump(upstream::BackendState* b) {
-    auto it = queues_.find(b);
-    if (it == queues_.end()) return;
-    auto& q = it->second;
-    uint64_t now = uv_now(&loop_);
-    while (!q.empty()) {
-        session::Session* s = q.front();
-        if (!b->try_acquire(s->backend_config(), now)) break;
-        q.pop_front();
-        s->admitted();  // may release the slot again (and re-enter pump) if it fails at once
-    }
-}
-
-void Worker::on_pump_timer(uv_timer_t* t) {
-    auto* w = static_cast<Worker*>(t->data);
-    bool any = false;
-    for (auto it = w->queues_.begin(); it != w->queues_.end();) {
-        if (!it->second.empty()) w->pump(it->first);
-        if (it->second.empty()) {
-            it = w->queues_.erase(it);
-        } else {
-            any = true;
-            ++it;
-        }
-    }
-    if (!any) {
-        w->pump_running_ = false;
-        uv_timer_stop(&w->pump_timer_);
-    }
 }
 
 std::string Worker::stream_id() {

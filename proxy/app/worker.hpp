@@ -16,26 +16,22 @@
 #include <thread>
 #include <vector>
 
-#include "app/session_log.hpp"
 #include "config/config.hpp"
 #include "metrics/worker_stats.hpp"
 #include "net/acceptor.hpp"
-
-namespace xs::session {
-class Session;
-}
-namespace xs::upstream {
-class BackendState;
-}
+#include "session/host.hpp"
+#include "session/session_log.hpp"
+#include "session/snapshot.hpp"
+#include "upstream/admission_queue.hpp"
 
 namespace xs::app {
 
-class Worker {
+class Worker final : public session::SessionHost {
 public:
     // listen_fds[i] is this worker's socket for cfg->listeners[i]; the worker owns them.
     // stats: this worker's statistics, also held by the metrics collector.
     // connections: the process-wide count of client connections (for max_connections).
-    Worker(unsigned id, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+    Worker(unsigned id, std::shared_ptr<const session::Snapshot> snap, std::vector<int> listen_fds,
            std::shared_ptr<metrics::WorkerStats> stats,
            std::shared_ptr<std::atomic<int64_t>> connections, std::function<void()> on_exit);
     ~Worker();
@@ -48,29 +44,22 @@ public:
     // Thread-safe.
     void post_drain();                                      // stop accepting; finish when idle
     void post_cut();                                        // cut every session now
-    void post_config(std::shared_ptr<const config::Config> cfg);  // for new sessions
+    void post_snapshot(std::shared_ptr<const session::Snapshot> snap);  // for new sessions
 
-    // Loop thread only (used by sessions).
-    uv_loop_t* loop() { return &loop_; }
-    char* scratch() { return scratch_.get(); }
+    // session::SessionHost (loop thread only).
+    uv_loop_t* loop() override { return &loop_; }
+    char* scratch() override { return scratch_.get(); }
+    std::size_t scratch_size() const override { return kScratchSize; }
     static constexpr std::size_t kScratchSize = 64 * 1024;
-    void session_started(session::Session* s);
-    void session_ended(session::Session* s);
+    std::string& tls_plain() override { return tls_plain_; }
+    std::string& tls_out() override { return tls_out_; }
+    metrics::WorkerStats& stats() override { return *stats_; }
+    void session_log(const session::SessionLogEntry& e) override { log_.write(e, uv_now(&loop_)); }
+    upstream::AdmissionQueue& admission() override { return admission_; }
+    std::string stream_id() override;
+    void session_started(session::Session* s) override;
+    void session_ended(session::Session* s) override;
     unsigned id() const { return id_; }
-    metrics::WorkerStats& stats() { return *stats_; }
-    void session_log(const SessionLogEntry& e) { log_.write(e, uv_now(&loop_)); }
-    // Scratch strings for TLS (decrypted input, records to send), reused by every session.
-    std::string& tls_plain() { return tls_plain_; }
-    std::string& tls_out() { return tls_out_; }
-    std::string stream_id();  // unpredictable id for the proxy's own stream headers
-
-    // Admission queue per backend (sessions waiting for a slot). enqueue() fails when the
-    // queue holds max_queue sessions already. pump() admits waiting sessions while slots are
-    // free; it runs when a slot is released here and, while any queue is not empty, every few
-    // milliseconds (slots released by other workers, rate tokens).
-    bool enqueue(upstream::BackendState* b, session::Session* s, unsigned max_queue);
-    void dequeue(session::Session* s);
-    void pump(upstream::BackendState* b);
 
 private:
 
@@ -85,11 +74,12 @@ private:
     void resume_accepting();
     static void on_resume_timer(uv_timer_t* t);
     static void on_drain_timer(uv_timer_t* t);
-    static void on_pump_timer(uv_timer_t* t);
     static void on_housekeeping(uv_timer_t* t);
 
+    const config::Config& cfg() const { return *snap_->cfg; }
+
     unsigned id_;
-    std::shared_ptr<const config::Config> cfg_;
+    std::shared_ptr<const session::Snapshot> snap_;
     std::vector<int> fds_;
     std::function<void()> on_exit_;
     std::thread thread_;
@@ -97,12 +87,10 @@ private:
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t drain_timer_{};
-    uv_timer_t pump_timer_{};
     uv_timer_t housekeeping_{};
     std::shared_ptr<metrics::WorkerStats> stats_;
-    SessionLog log_;
-    std::map<upstream::BackendState*, std::deque<session::Session*>> queues_;
-    bool pump_running_ = false;
+    session::SessionLog log_;
+    upstream::AdmissionQueue admission_;
     std::string tls_plain_, tls_out_;
     std::mt19937_64 rng_{std::random_device{}()};
     std::vector<std::unique_ptr<net::Acceptor>> listeners_;
@@ -121,7 +109,7 @@ private:
     bool posted_drain_ = false;
     bool posted_cut_ = false;
     bool closed_ = false;
-    std::shared_ptr<const config::Config> posted_cfg_;
+    std::shared_ptr<const session::Snapshot> posted_snap_;
 };
 
 }  // namespace xs::app

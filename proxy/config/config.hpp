@@ -11,12 +11,6 @@
 
 #include "routing/route_table.hpp"
 
-namespace xs::upstream {
-class BackendState;
-}
-namespace xs::net {
-class IpRateLimiter;
-}
 namespace xs::tls {
 class CertStore;
 }
@@ -99,12 +93,6 @@ struct Config {
     std::shared_ptr<const routing::RouteTable> routes;
     // Certificates of the terminating listeners ([[certificate]]); null when there are none.
     std::shared_ptr<const tls::CertStore> certs;
-    // Runtime state per backend (same order as backends), attached by the daemon before the
-    // config is published; shared across reloads by backend name.
-    std::vector<std::shared_ptr<upstream::BackendState>> states;
-    // Per-address rate limiters (same order as listeners; null when the listener has none).
-    std::vector<std::shared_ptr<net::IpRateLimiter>> limiters;
-
     const ListenerConfig* listener(const std::string& name) const;
 };
 

@@ -1,4 +1,5 @@
 #include "metrics/exposition.hpp"
+#include "session/snapshot.hpp"
 
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
@@ -109,7 +110,7 @@ void emit(MetricFamily& f, const Acc& a) {
 }  // namespace
 
 std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
-                   const config::Config& cfg, const DaemonCounters& daemon) {
+                   const config::Config& cfg, const session::Runtime& rt, const DaemonCounters& daemon) {
     std::vector<Acc> acc(kFamCount);
     std::set<std::string, std::less<>> terminating;
     for (const auto& l : cfg.listeners)
@@ -126,11 +127,11 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 acc[kConnections].add(l, static_cast<double>(c->connections.get()));
                 acc[kRateLimited].add(l, static_cast<double>(c->rate_limited.get()));
                 acc[kHeaderSeconds].add(l, c->header_seconds);
-                if (c->tls_handshake_seconds.bucket(kLatencyBounds.size()) + c->tls_handshakes[0].get() > 0 ||
+                if (c->tls_handshake_seconds.bucket(kLatencyBounds.size()) + c->tls_handshakes.at(0).get() > 0 ||
                     terminating.count(name)) {
                     for (std::size_t i = 0; i < kTlsResultCount; ++i)
                         acc[kTlsHandshakes].add({{"listener", name}, {"result", std::string(tls::to_string(static_cast<tls::TlsFailure>(i)))}},
-                                                static_cast<double>(c->tls_handshakes[i].get()));
+                                                static_cast<double>(c->tls_handshakes.at(i).get()));
                     acc[kTlsHandshakeSeconds].add(l, c->tls_handshake_seconds);
                 }
             }
@@ -142,8 +143,8 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
             }
             for (const auto& [name, c] : backends) {
                 Labels b{{"backend", name}};
-                acc[kBytes].add({{"backend", name}, {"direction", "to_backend"}}, static_cast<double>(c->bytes[0].get()));
-                acc[kBytes].add({{"backend", name}, {"direction", "to_client"}}, static_cast<double>(c->bytes[1].get()));
+                acc[kBytes].add({{"backend", name}, {"direction", "to_backend"}}, static_cast<double>(c->bytes[Direction::ToBackend].get()));
+                acc[kBytes].add({{"backend", name}, {"direction", "to_client"}}, static_cast<double>(c->bytes[Direction::ToClient].get()));
                 acc[kConnectSeconds].add(b, c->connect_seconds);
                 acc[kConnectFailures].add(b, static_cast<double>(c->connect_failures.get()));
                 acc[kQueueLength].add(b, static_cast<double>(c->queued.get()));
@@ -151,18 +152,18 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 for (std::size_t i = 0; i < kAdmissionCount; ++i)
                     acc[kAdmissionRefusals].add(
                         {{"backend", name}, {"reason", std::string(to_string(static_cast<Admission>(i)))}},
-                        static_cast<double>(c->admission_refusals[i].get()));
+                        static_cast<double>(c->admission_refusals.at(i).get()));
             }
             for (std::size_t i = 0; i < session::kEndReasonCount; ++i)
                 acc[kSessionEnds].add({{"reason", std::string(session::to_string(static_cast<session::EndReason>(i)))}},
-                                      static_cast<double>(ends[i].get()));
+                                      static_cast<double>(ends.at(i).get()));
             for (std::size_t i = 0; i < kConditionCount; ++i)
                 acc[kStreamErrors].add({{"condition", std::string(routing::to_string(static_cast<routing::StreamCondition>(i)))}},
-                                       static_cast<double>(errors[i].get()));
+                                       static_cast<double>(errors.at(i).get()));
         });
     }
     for (std::size_t i = 0; i < cfg.backends.size(); ++i) {
-        const auto& st = *cfg.states[i];
+        const auto& st = *rt.states[i];
         Labels b{{"backend", cfg.backends[i].name}};
         acc[kBackendUp].add(b, st.up() ? 1 : 0);
         acc[kBackendFailures].add(b, st.consecutive_failures());

@@ -10,6 +10,10 @@
 #include "config/config.hpp"
 #include "metrics/worker_stats.hpp"
 
+namespace xs::session {
+struct Runtime;
+}
+
 namespace xs::metrics {
 
 // Written by the daemon's thread, read at scrape time.
@@ -22,6 +26,6 @@ struct DaemonCounters {
 };
 
 std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
-                   const config::Config& cfg, const DaemonCounters& daemon);
+                   const config::Config& cfg, const session::Runtime& rt, const DaemonCounters& daemon);
 
 }  // namespace xs::metrics

@@ -15,7 +15,26 @@
 #include "routing/stream_condition.hpp"
 #include "session/end_reason.hpp"
 
+namespace xs::tls {
+enum class TlsFailure;
+}
+
 namespace xs::metrics {
+
+// Counters indexed by a named enum (never by a bare 0/1); the scraper walks them in enum order.
+template <typename E, std::size_t N>
+class CountersBy {
+public:
+    LocalCounter& operator[](E e) { return a_[static_cast<std::size_t>(e)]; }
+    const LocalCounter& operator[](E e) const { return a_[static_cast<std::size_t>(e)]; }
+    const LocalCounter& at(std::size_t i) const { return a_[i]; }
+    static constexpr std::size_t size() { return N; }
+
+private:
+    std::array<LocalCounter, N> a_;
+};
+
+enum class Direction { ToBackend, ToClient };
 
 inline constexpr std::size_t kConditionCount = 13;  // routing::StreamCondition values
 inline constexpr std::size_t kTlsResultCount = 7;   // tls::TlsFailure values (None = "ok")
@@ -31,19 +50,19 @@ public:
         LocalCounter total;
     };
     struct BackendCell {
-        std::array<LocalCounter, 2> bytes;  // [0] to_backend, [1] to_client
+        CountersBy<Direction, 2> bytes;
         LocalHistogram connect_seconds;
         LocalCounter connect_failures;
         LocalHistogram queue_wait_seconds;
         LocalGauge queued;
-        std::array<LocalCounter, kAdmissionCount> admission_refusals;
+        CountersBy<Admission, kAdmissionCount> admission_refusals;
     };
     struct ListenerCell {
         LocalCounter accepted;
         LocalGauge connections;
         LocalHistogram header_seconds;
         LocalCounter rate_limited;
-        std::array<LocalCounter, kTlsResultCount> tls_handshakes;  // by tls::TlsFailure; 0 = ok
+        CountersBy<tls::TlsFailure, kTlsResultCount> tls_handshakes;  // None = ok
         LocalHistogram tls_handshake_seconds;
     };
     using SessionKey = std::tuple<std::string, std::string, std::string>;  // listener, route, backend
@@ -51,8 +70,8 @@ public:
     SessionCell* session(std::string_view listener, std::string_view route, std::string_view backend);
     BackendCell* backend(std::string_view name);
     ListenerCell* listener(std::string_view name);
-    void ended(session::EndReason r) { ends_[static_cast<std::size_t>(r)].add(); }
-    void stream_error(routing::StreamCondition c) { errors_[static_cast<std::size_t>(c)].add(); }
+    void ended(session::EndReason r) { ends_[r].add(); }
+    void stream_error(routing::StreamCondition c) { errors_[c].add(); }
 
     // Scraper side: calls f(sessions, backends, listeners, ends, errors) under the lock.
     template <typename F>
@@ -66,8 +85,8 @@ private:
     std::map<SessionKey, std::unique_ptr<SessionCell>> sessions_;
     std::map<std::string, std::unique_ptr<BackendCell>, std::less<>> backends_;
     std::map<std::string, std::unique_ptr<ListenerCell>, std::less<>> listeners_;
-    std::array<LocalCounter, session::kEndReasonCount> ends_;
-    std::array<LocalCounter, kConditionCount> errors_;
+    CountersBy<session::EndReason, session::kEndReasonCount> ends_;
+    CountersBy<routing::StreamCondition, kConditionCount> errors_;
 };
 
 }  // namespace xs::metrics

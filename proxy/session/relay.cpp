@@ -10,13 +10,11 @@
 #include <cstring>
 #include <new>
 
-#include "app/worker.hpp"
+#include "session/host.hpp"
 #include "session/session.hpp"
 #include "util/log.hpp"
 
 namespace xs::session {
-
-using app::Worker;
 
 namespace {
 Side other(Side s) { return s == kClient ? kBackend : kClient; }
@@ -38,22 +36,25 @@ uv_stream_t* Session::stream(Side s) {
 
 void Session::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
     auto* self = static_cast<Session*>(h->data);
-    *buf = uv_buf_init(self->worker_.scratch(), app::Worker::kScratchSize);
+    *buf = uv_buf_init(self->host_.scratch(), static_cast<unsigned>(self->host_.scratch_size()));
 }
 
 void Session::on_client_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-    static_cast<Session*>(s->data)->on_read(kClient, nread, buf->base);
+    auto* self = static_cast<Session*>(s->data);
+    CallbackScope scope(self);
+    self->on_read(kClient, nread, buf->base);
 }
 
 void Session::on_backend_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<Session*>(s->data);
     if (s != self->stream(kBackend)) return;  // a discarded attempt
+    CallbackScope scope(self);
     self->on_read(kBackend, nread, buf->base);
 }
 
 void Session::set_reading(Side side, bool on) {
     uv_stream_t* h = stream(side);
-    if (!h || reading_[side] == on) return;
+    if (!h || reading_[side] == on || state_ == State::Closed) return;
     if (on) uv_read_start(h, on_alloc, side == kClient ? on_client_read : on_backend_read);
     else uv_read_stop(h);
     reading_[side] = on;
@@ -74,12 +75,8 @@ void Session::on_read(Side from, ssize_t nread, const char* data) {
 // Plaintext from the client (decrypted when the proxy terminates TLS).
 void Session::on_client_bytes(const char* data, std::size_t len) {
     switch (state_) {
-        case State::Sniffing:
-            if (hello_) on_hello_bytes(data, len);
-            else on_header_bytes(data, len);
-            return;
-        case State::Negotiating:
-            on_negotiation_bytes(data, len);
+        case State::Opening:
+            on_verdict(door_->feed(std::string_view(data, len)));
             return;
         case State::AwaitingBackend:
             send(kBackend, data, len);  // connected: pass it on, and keep it for a failover
@@ -89,7 +86,7 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
             replay_.append(data, len);
             // Bounded: past this the client waits (and a vanished client is noticed by the
             // state's timeout instead).
-            if (replay_.size() > cfg_->proxy.max_header_bytes + Worker::kScratchSize)
+            if (replay_.size() > cfg().proxy.max_header_bytes + host_.scratch_size())
                 set_reading(kClient, false);
             return;
         case State::Relaying:
@@ -109,11 +106,10 @@ void Session::on_backend_bytes(const char* data, std::size_t len) {
             on_backend_answered();
             count(kClient, len);
             to_client(data, len);
-            if (state_ != State::Relaying) return;
             if (finished_[kClient]) {  // the client half-closed while we waited
                 set_state(State::Closing);
                 reason_ = EndReason::ClientClosed;
-                start_timer(cfg_->proxy.close_linger);
+                start_timer(cfg().proxy.close_linger);
                 shutdown_side(kBackend);
                 return;
             }
@@ -131,18 +127,21 @@ void Session::on_backend_bytes(const char* data, std::size_t len) {
 
 void Session::count(Side to, std::size_t len) {
     bytes_[to] += len;
-    backend_cell_->bytes[to == kBackend ? 0 : 1].add(len);
+    backend_cell_->bytes[to == kBackend ? metrics::Direction::ToBackend : metrics::Direction::ToClient].add(len);
 }
 
+// A failed write is recorded, not acted on: the side is finished when the current callback
+// returns (settle()), so callers never see the session change state under them. Later writes
+// to that side are dropped.
 void Session::send(Side to, const char* data, std::size_t len) {
     uv_stream_t* h = stream(to);
-    if (!h || len == 0) return;
+    if (!h || len == 0 || write_error_[to] != 0 || state_ == State::Closed) return;
     if (pending_[to] == 0) {
         uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
         int n = uv_try_write(h, &b, 1);
         if (n == static_cast<int>(len)) return;
         if (n < 0 && n != UV_EAGAIN) {
-            side_finished(to, n);
+            write_error_[to] = n;
             return;
         }
         if (n > 0) {
@@ -151,7 +150,7 @@ void Session::send(Side to, const char* data, std::size_t len) {
         }
     }
     void* mem = std::malloc(sizeof(WriteReq) + len);
-    if (!mem) throw std::bad_alloc();
+    if (!mem) log::die("session: out of memory for a write");
     auto* w = new (mem) WriteReq{};
     w->session = this;
     w->handle = h;
@@ -161,12 +160,12 @@ void Session::send(Side to, const char* data, std::size_t len) {
     uv_buf_t b = uv_buf_init(w->data(), static_cast<unsigned>(len));
     if (int rc = uv_write(&w->req, h, &b, 1, on_write_done); rc != 0) {
         std::free(mem);
-        side_finished(to, rc);
+        write_error_[to] = rc;
         return;
     }
     pending_[to] += len;
     Side from = other(to);
-    if (pending_[to] > cfg_->proxy.high_water && !paused_[from]) {
+    if (pending_[to] > cfg().proxy.high_water && !paused_[from]) {
         paused_[from] = true;
         set_reading(from, false);
         // Not reading `from` any more, so its FIN or RST would go unnoticed: probe it.
@@ -184,6 +183,7 @@ void Session::on_write_done(uv_write_t* req, int status) {
     w->~WriteReq();
     std::free(w);
     if (status == UV_ECANCELED || h != self->stream(to)) return;
+    CallbackScope scope(self);
     self->on_written(to, len, status);
 }
 
@@ -195,7 +195,7 @@ void Session::on_written(Side to, std::size_t len, int status) {
     }
     pending_[to] -= len;
     Side from = other(to);
-    if (paused_[from] && pending_[to] <= cfg_->proxy.low_water) {
+    if (paused_[from] && pending_[to] <= cfg().proxy.low_water) {
         paused_[from] = false;
         if (state_ == State::Relaying && !finished_[from]) set_reading(from, true);
     }
@@ -207,9 +207,7 @@ void Session::side_finished(Side side, int status) {
     finished_[side] = true;
     set_reading(side, false);
     switch (state_) {
-        case State::Sniffing:
-        case State::Negotiating:
-        case State::Handshaking:
+        case State::Opening:
             finish(eof ? EndReason::ClientClosed : EndReason::ClientError);
             return;
         case State::Queued:
@@ -221,7 +219,7 @@ void Session::side_finished(Side side, int status) {
                 if (!eof) finish(EndReason::ClientError);
                 return;
             }
-            log::warn("backend ", cfg_->backends[backend_index_].name, " closed before answering: ",
+            log::warn("backend ", cfg().backends[backend_index_].name, " closed before answering: ",
                       uv_strerror(status));
             backend_failed("closed before answering", true);
             return;
@@ -230,7 +228,7 @@ void Session::side_finished(Side side, int status) {
             return;
         case State::Relaying:
             set_state(State::Closing);
-            start_timer(cfg_->proxy.close_linger);
+            start_timer(cfg().proxy.close_linger);
             if (side == kClient) {
                 if (!eof) {
                     finish(EndReason::ClientError);
@@ -249,7 +247,6 @@ void Session::side_finished(Side side, int status) {
                 discard_backend();
                 set_reading(kClient, false);
                 if (tls_) close_tls();
-                if (state_ == State::Closed) return;
                 shutdown_side(kClient);
                 return;
             }
@@ -280,7 +277,7 @@ void Session::probe_paused() {
         }
         if (ti.tcpi_state == TCP_CLOSE_WAIT) {
             if (mark_ns_ == 0) mark_ns_ = now;
-            if (now - mark_ns_ >= static_cast<uint64_t>(cfg_->proxy.close_linger.count()) * 1000000) {
+            if (now - mark_ns_ >= static_cast<uint64_t>(cfg().proxy.close_linger.count()) * 1000000) {
                 log::debug("session ", static_cast<const void*>(this), ": paused peer closed ",
                            (now - mark_ns_) / 1000000, " ms ago");
                 finish(EndReason::TimedOut);
@@ -294,25 +291,25 @@ void Session::probe_paused() {
 // Pass a FIN on once everything queued for `side` is written. With nothing queued (the usual
 // case) shut down directly: uv_shutdown would register for writability just to learn that the
 // write queue is empty, an epoll_ctl round trip per session. Finishing the client side ends a
-// Closing session (on_shutdown_done's rule), so callers must check state_ afterwards.
+// Closing session (on_shutdown_done's rule), when the current callback returns (end_later).
 void Session::shutdown_side(Side side) {
     uv_stream_t* h = stream(side);
-    if (!h) return;
+    if (!h || write_error_[side] != 0 || state_ == State::Closed) return;
     uv_os_fd_t fd;
     if (pending_[side] == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
         if (side == kClient && state_ == State::Closing) {  // close() sends the FIN at once
-            finish(reason_);
+            end_later(reason_);
             return;
         }
         // A failed shutdown of the client ends the session, as in on_shutdown_done.
-        if (::shutdown(fd, SHUT_WR) != 0 && side == kClient) finish(reason_);
+        if (::shutdown(fd, SHUT_WR) != 0 && side == kClient) end_later(reason_);
         return;
     }
     auto* req = new uv_shutdown_t{};
     req->data = this;
     if (uv_shutdown(req, h, on_shutdown_done) != 0) {
         delete req;
-        if (side == kClient) finish(reason_);
+        if (side == kClient) end_later(reason_);
     }
 }
 
@@ -322,6 +319,7 @@ void Session::on_shutdown_done(uv_shutdown_t* req, int status) {
     delete req;
     if (status == UV_ECANCELED || self->state_ == State::Closed) return;
     if (h != self->stream(kClient)) return;
+    CallbackScope scope(self);
     // The client has everything we had for it. Closing: done. Refusing: linger for its EOF
     // unless the shutdown itself failed.
     if (self->state_ == State::Closing || status < 0) self->finish(self->reason_);

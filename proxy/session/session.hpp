@@ -1,7 +1,10 @@
-// One client connection, from accept to close: sniff the stream header, route it, pass
-// admission, connect to a backend (trying the route's candidates in turn), replay the client's
-// exact bytes, then relay both ways with backpressure. One state enum; set_state() is the only
-// place that changes it; finish() is the only exit path and records why the session ended.
+// One client connection, from accept to close: a front door reads the client's first bytes and
+// decides (route, refuse, or start TLS first), then admission, connect to a backend (trying the
+// route's candidates in turn), replay the client's bytes, then relay both ways with
+// backpressure. One state enum; set_state() is the only place that changes it and asserts the
+// transition table (transitions.cpp). finish() is the only exit path and records why the
+// session ended. Errors found while writing (send, shutdown) are recorded and acted on when the
+// current libuv callback returns (CallbackScope), so no caller sees the session end under it.
 #pragma once
 #include <netinet/in.h>
 #include <uv.h>
@@ -17,14 +20,13 @@
 #include "config/config.hpp"
 #include "metrics/worker_stats.hpp"
 #include "routing/stream_condition.hpp"
-#include "routing/client_hello.hpp"
-#include "routing/starttls.hpp"
-#include "routing/stream_header_sniffer.hpp"
 #include "session/end_reason.hpp"
-#include "tls/tls_stream.hpp"
+#include "session/front_door.hpp"
+#include "session/snapshot.hpp"
+#include "upstream/admission_queue.hpp"
 
-namespace xs::app {
-class Worker;
+namespace xs::tls {
+class TlsStream;
 }
 namespace xs::upstream {
 class BackendState;
@@ -32,80 +34,100 @@ class BackendState;
 
 namespace xs::session {
 
+class SessionHost;
+
 enum class State {
-    Sniffing,         // reading the client's stream header, or a Direct TLS ClientHello in
-                      // passthrough (header_timeout running)
-    Negotiating,      // terminate + STARTTLS: features sent, waiting for <starttls/>
-    Handshaking,      // terminate: TLS handshake with the client (header_timeout running)
+    Opening,          // the front door reads the client's first bytes (header_timeout running);
+                      // with TLS terminated here this includes the handshake
     Queued,           // waiting for admission to a backend (queue_timeout running)
     Connecting,       // TCP connect to a backend candidate (connect_timeout running)
-    AwaitingBackend,  // header replayed; waiting for the backend's first bytes (backend_timeout)
+    AwaitingBackend,  // client bytes replayed; waiting for the backend's first bytes (backend_timeout)
     Relaying,         // bytes flow both ways
     Closing,          // one side finished: flushing to the other (close_linger running)
-    Refusing,         // stream error written; flushing it, then closing (close_linger running)
+    Refusing,         // refusal written; flushing it, then closing (close_linger running)
     Closed,           // handles closing; freed when the last close callback has run
 };
+inline constexpr std::size_t kStateCount = 8;
 std::string_view to_string(State s);
+// The transition table (transitions.cpp): whether set_state may move `from` -> `to`.
+bool allowed(State from, State to);
+// The table as the Markdown that ARCHITECTURE.md carries (a test keeps them equal).
+std::string render_transitions();
 
 enum Side : int { kClient = 0, kBackend = 1 };
 
-class Session {
+class Session final : public upstream::Waiter {
 public:
-    Session(app::Worker& worker, std::shared_ptr<const config::Config> cfg, std::size_t listener);
+    Session(SessionHost& host, std::shared_ptr<const Snapshot> snap, std::size_t listener);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    // Takes the accepted client fd and starts sniffing (or refuses at once when the source
-    // address is over its rate). On failure the session finishes and frees itself; the caller
-    // must not touch it after this returns.
+    // Takes the accepted client fd and opens the front door (or refuses at once when the
+    // source address is over its rate). The session owns itself from here on and frees itself
+    // when its last handle is closed; the caller must not touch it after this returns.
     void start(int fd, const sockaddr_storage& peer);
 
     // Drain deadline: cut the session now.
-    void cut() { finish(EndReason::Drained); }
-    // Admission granted by the worker's queue (a slot is already held for `state`).
-    void admitted();
+    void cut();
+    // upstream::Waiter: admission granted by the host's queue (a slot is held already).
+    void admitted() override;
+    const config::BackendConfig& wanted() const override { return cfg().backends[backend_index_]; }
 
     State state() const { return state_; }
-    const config::BackendConfig& backend_config() const { return cfg_->backends[backend_index_]; }
-    upstream::BackendState* queued_on() const { return state_ == State::Queued ? backend_state_ : nullptr; }
 
-    // Intrusive list of the worker's sessions.
+    // Intrusive list of the host's sessions.
     Session* prev = nullptr;
     Session* next = nullptr;
 
 private:
     struct WriteReq;
+    // Entered by every libuv callback and host call; on leaving the outermost one, recorded
+    // write errors and a requested end are acted on (settle()).
+    class CallbackScope {
+    public:
+        explicit CallbackScope(Session* s) : s_(s) { ++s_->depth_; }
+        ~CallbackScope() {
+            if (--s_->depth_ == 0) s_->settle();
+        }
+        CallbackScope(const CallbackScope&) = delete;
+        CallbackScope& operator=(const CallbackScope&) = delete;
+
+    private:
+        Session* s_;
+    };
+
+    const config::Config& cfg() const { return *snap_->cfg; }
+    const config::ListenerConfig& listener() const { return cfg().listeners[listener_]; }
 
     // lifecycle (session.cpp)
     void set_state(State s);
-    void on_header_bytes(const char* data, std::size_t len);
-    void route();
-    bool route_domain(std::string_view raw, bool has_to, bool xml_errors);
+    void on_verdict(Verdict v);
+    void route(RouteKey key, std::string replay);
+    void on_timeout();
+    void refuse(routing::StreamCondition c, std::string_view domain, std::string_view detail);
+    void finish(EndReason r);
+    void end_later(EndReason r);
+    void settle();
+    void log_end();
+    void on_handle_closed(uv_handle_t* h);
+
+    // backends (connect.cpp)
     void connect_next();
     void connect_now();
     void on_connected(int status);
     void on_backend_answered();
     void backend_failed(const char* what, bool passive_down);
-    void on_timeout();
-    void refuse(routing::StreamCondition c, std::string_view domain, std::string_view detail);
     void refuse_admission(metrics::Admission why);
     void discard_backend();
     void release_slot();
-    void finish(EndReason r);
-    void log_end();
-    void on_handle_closed(uv_handle_t* h);
+    bool write_proxy_header();
 
-    // TLS phases (tls_front.cpp)
-    void begin_tls_front();
-    void on_hello_bytes(const char* data, std::size_t len);
-    void offer_starttls();
-    void on_negotiation_bytes(const char* data, std::size_t len);
-    void start_handshake(std::string_view domain);
+    // TLS with the client, when the door asked for it (client_tls.cpp)
+    void start_tls(std::string_view sni_fallback);
     void on_tls_bytes(const char* data, std::size_t len);
     void to_client(const char* data, std::size_t len);
     void close_tls();
     void tls_failed();
-    bool write_proxy_header();
 
     // byte pump (relay.cpp)
     void on_read(Side from, ssize_t nread, const char* data);
@@ -132,30 +154,29 @@ private:
     static void on_timer(uv_timer_t* t);
     static void on_close(uv_handle_t* h);
 
-    app::Worker& worker_;
-    std::shared_ptr<const config::Config> cfg_;
+    SessionHost& host_;
+    std::shared_ptr<const Snapshot> snap_;  // the configuration this session started with
     std::size_t listener_;
-    State state_ = State::Sniffing;
+    State state_ = State::Opening;
     EndReason reason_ = EndReason::ClientClosed;
     routing::StreamCondition condition_ = routing::StreamCondition::HostUnknown;
     bool refused_ = false;
-    bool header_sent_ = false;        // the proxy sent its own stream header (STARTTLS offer)
+    bool end_pending_ = false;     // end_later() was called: finish(reason_) in settle()
+    int depth_ = 0;                // CallbackScope nesting
+    std::array<int, 2> write_error_{0, 0};  // first failed write or shutdown per side, for settle()
 
     uv_tcp_t client_{};
     uv_timer_t timer_{};
     uv_tcp_t* backend_ = nullptr;  // heap: replaced on failover
     int open_handles_ = 0;
 
-    std::unique_ptr<routing::StreamHeaderSniffer> sniffer_;  // only while sniffing
-    std::unique_ptr<routing::ClientHelloSniffer> hello_;     // Direct TLS passthrough, sniffing
-    std::unique_ptr<routing::StartTlsReader> starttls_;      // only while negotiating
-    std::unique_ptr<tls::TlsStream> tls_;                    // terminate: the client's TLS
+    std::unique_ptr<FrontDoor> door_;        // until the backend answers
+    std::unique_ptr<tls::TlsStream> tls_;    // when the door started TLS with the client
     std::string replay_;              // the client's bytes so far; freed once relaying
-    std::string domain_;              // normalised 'to'
-    std::string content_ns_;
+    std::string domain_;              // normalised requested domain
     std::vector<std::size_t> candidates_;  // backend indices, best first
     std::size_t next_candidate_ = 0;
-    std::size_t backend_index_ = 0;   // into cfg_->backends, valid once a candidate is chosen
+    std::size_t backend_index_ = 0;   // into cfg().backends, valid once a candidate is chosen
     std::string_view route_name_;
     upstream::BackendState* backend_state_ = nullptr;
     bool holding_slot_ = false;       // an admission slot of backend_state_

@@ -1,5 +1,8 @@
 #include "util/log.hpp"
 
+#include <cstdlib>
+#include <string>
+
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +43,11 @@ void write(Level l, std::string_view line) {
     // One write per line so that lines from several workers never interleave.
     ssize_t rc = ::write(STDERR_FILENO, out.data(), out.size());
     (void)rc;
+}
+
+void die(std::string_view what) {
+    write(Level::Error, std::string("fatal: ") + std::string(what));
+    std::abort();
 }
 
 }  // namespace xs::log

@@ -25,4 +25,8 @@ template <typename... Args> void info(const Args&... a) { emit(Level::Info, a...
 template <typename... Args> void warn(const Args&... a) { emit(Level::Warn, a...); }
 template <typename... Args> void error(const Args&... a) { emit(Level::Error, a...); }
 
+// An impossible state or out-of-memory: log at any level, then abort (ARCHITECTURE.md, error
+// policy). Never for anything a peer or the config file can cause.
+[[noreturn]] void die(std::string_view what);
+
 }  // namespace xs::log

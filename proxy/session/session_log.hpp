@@ -11,7 +11,7 @@
 
 #include "config/config.hpp"
 
-namespace xs::app {
+namespace xs::session {
 
 struct SessionLogEntry {
     const sockaddr* client = nullptr;  // AF_UNSPEC or null: unknown
@@ -46,4 +46,4 @@ private:
     uint64_t dropped_since_ms_ = 0;
 };
 
-}  // namespace xs::app
+}  // namespace xs::session

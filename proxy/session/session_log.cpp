@@ -1,4 +1,4 @@
-#include "app/session_log.hpp"
+#include "session/session_log.hpp"
 
 #include <netinet/in.h>
 
@@ -7,7 +7,7 @@
 #include "config/config.hpp"
 #include "util/log.hpp"
 
-namespace xs::app {
+namespace xs::session {
 namespace {
 
 std::string peer_of(const sockaddr* client) {
@@ -125,4 +125,4 @@ void SessionLog::flush_summary(uint64_t now_ms) {
     dropped_routine_ = dropped_errors_ = 0;
 }
 
-}  // namespace xs::app
+}  // namespace xs::session

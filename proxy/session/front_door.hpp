@@ -1,0 +1,87 @@
+// The front-door seam: how a connection's first bytes are read and decided, one class per
+// protocol (after sniproxy's `struct Protocol` and Envoy's listener filters). The session feeds
+// the door what the client sends (plaintext: decrypted first when the door asked for TLS) and
+// acts on each verdict; the door never touches a socket, a timer or TLS. The pure parsing lives
+// in routing/; a door strings it together for one listener kind.
+//
+// Adding a protocol means adding a door (front_doors.cpp's make_front_door picks it from the
+// listener) and, if it needs new parsing, a pure reader in routing/. The session is unchanged.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "routing/stream_condition.hpp"
+#include "session/end_reason.hpp"
+
+namespace xs::config {
+struct Config;
+struct ListenerConfig;
+}  // namespace xs::config
+
+namespace xs::session {
+
+enum class Step {
+    NeedMore,  // nothing decided: keep reading (header_timeout runs)
+    StartTls,  // terminate TLS with the client now; the door gets plaintext from here on
+    Route,     // decided: connect to a backend for `key`, replay `replay`
+    Refuse,    // refuse with `condition`; refusal() renders the bytes this protocol speaks
+    Close,     // not this protocol at all: close without a word (`close_reason`)
+};
+
+struct RouteKey {
+    std::string match;      // the requested name as received (stream 'to', SNI): normalised
+    bool has_match = false; // by the session, then looked up in the route table
+};
+
+struct Verdict {
+    Step step = Step::NeedMore;
+    // Bytes for the client, sent before acting on `step` (through TLS once it is up): the
+    // STARTTLS offer and <proceed/>, for example.
+    std::string reply;
+    RouteKey key;                 // Route
+    std::string replay;           // Route: the client's bytes to replay to the backend
+    std::string sni_fallback;     // StartTls: certificate domain when the client sends no SNI
+    routing::StreamCondition condition = routing::StreamCondition::PolicyViolation;  // Refuse
+    std::string domain;           // Refuse: the domain asked for, when known
+    std::string detail;           // Refuse, Close: why (logged; sent in <text/> where possible)
+    EndReason close_reason = EndReason::NotXmpp;  // Close
+};
+
+class SessionHost;
+
+// Everything a door may consult: the session's configuration snapshot and its host (for the
+// ids of the proxy's own stream headers). Both outlive the door.
+struct DoorContext {
+    const config::Config& cfg;
+    const config::ListenerConfig& listener;
+    SessionHost& host;
+};
+
+class FrontDoor {
+public:
+    virtual ~FrontDoor() = default;
+    virtual std::string_view name() const = 0;
+
+    // Before any byte: a Direct TLS terminating door answers StartTls at once.
+    virtual Verdict start() { return {}; }
+    // The client's bytes (plaintext; decrypted when TLS was started).
+    virtual Verdict feed(std::string_view bytes) = 0;
+    // Raw bytes on their way into TLS after StartTls: a door may drop what legitimately precedes
+    // the ClientHello (whitespace after <starttls/>). Returns the bytes that are TLS.
+    virtual std::string_view before_tls(std::string_view raw) { return raw; }
+    // The handshake finished: what the client sends next is plaintext for feed().
+    virtual void tls_ready() {}
+    // The bytes that refuse a session in this door's protocol and phase, for refusals decided
+    // by the door or later (no route, admission, every backend failed). Empty: close without a
+    // word (TLS passed through, or TLS not up yet).
+    virtual std::string refusal(routing::StreamCondition c, std::string_view domain,
+                                std::string_view detail) const = 0;
+};
+
+// The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, or
+// Direct TLS passthrough by SNI.
+std::unique_ptr<FrontDoor> make_front_door(const DoorContext& ctx);
+
+}  // namespace xs::session
