@@ -10,12 +10,14 @@ Doors (one proxy, one listener per door):
   Direct TLS passthrough   direct_tls = true (routed on SNI) -> Prosody's own Direct TLS port
 
 Clients: go-sendxmpp (go-xmpp), slixmpp, nbxmpp (Gajim's library), libstrophe (a small C client
-compiled here) and `openssl s_client` (a raw XMPP exchange). Each sends a chat message from
-sender@ to rcpt@ of the door's domain and pings its server; a slixmpp receiver logged in as
+compiled here), `openssl s_client` (a raw XMPP exchange) and sendxmpp (Perl, Net::XMPP /
+XML::Stream). Each sends a chat message from sender@ to rcpt@ of the door's domain (the clients
+of tests/interop/ then ping their server and exit 0 on the pong); a slixmpp receiver logged in as
 rcpt@ must get the message from sender@ (so Prosody authenticated the sender), Prosody's log
-must show the login with the door's TLS facts (who did TLS), and the proxy's metrics the
-session on that door's listener. Certificates are verified against the test's CA wherever the
-client can be told about a CA (nbxmpp cannot: it gets the expected certificate pinned).
+must show the login with the door's TLS facts, and the proxy's metrics the session on that
+door's listener. Certificates are verified against the test's CA wherever the client can be
+told about a CA (nbxmpp cannot: it gets the expected certificate pinned), and
+test_client_refuses_a_certificate_it_cannot_verify shows that each client does verify.
 
 MATRIX below is the single source of truth: `pass` cells must log in, `unsupported` cells run a
 check that the client really cannot use that door, `xfail` cells (a proxy defect) are
@@ -87,6 +89,7 @@ CLIENTS = {  # key -> README row: implementation (Debian package)
     "nbxmpp": "nbxmpp, Gajim's library (`python3-nbxmpp`)",
     "libstrophe": "libstrophe (`libstrophe-dev`, C client `tests/interop/strophe_send.c`)",
     "s_client": "`openssl s_client` (raw XMPP: SASL PLAIN, bind, message)",
+    "sendxmpp": "Net::XMPP / XML::Stream, Perl (`sendxmpp`)",
 }
 
 
@@ -124,6 +127,13 @@ MATRIX: dict[str, dict[str, Cell]] = {
             "`openssl s_client` always starts TLS (a ClientHello first, or after `-starttls`): "
             "the plaintext door closes on its ClientHello"),
         "starttls-pass": PASS, "starttls-term": PASS, "directtls-term": PASS, "directtls-pass": PASS,
+    },
+    "sendxmpp": {
+        "plaintext": PASS, "starttls-pass": PASS, "starttls-term": PASS, "directtls-term": PASS,
+        "directtls-pass": unsupported(
+            "XML::Stream sends no SNI in its Direct TLS (`-e`) ClientHello, whatever host `-j` "
+            "names, and this door routes on the SNI (XEP-0368 clients send the XMPP domain): "
+            "the proxy closes it as host-unknown"),
     },
 }
 
@@ -503,8 +513,17 @@ def run_s_client(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str)
         c.close()
 
 
+def run_sendxmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str) -> Run:
+    user, domain = jid.split("@")
+    cmd = ["sendxmpp", "-u", user, "-p", pw, "-j", f"127.0.0.1:{ix.port(door)}", "-o", domain,
+           "--message-type", "chat", "-a", str(ix.ca)]
+    cmd += {"plain": [], "starttls": ["-t"], "direct": ["-e"]}[door.mode]
+    cmd.append(to)
+    return _run(cmd, ix, stdin=body)     # it sends stdin as it is, newline included
+
+
 RUNNERS = {"go-sendxmpp": run_go_sendxmpp, "slixmpp": run_slixmpp, "nbxmpp": run_nbxmpp,
-           "libstrophe": run_libstrophe, "s_client": run_s_client}
+           "libstrophe": run_libstrophe, "s_client": run_s_client, "sendxmpp": run_sendxmpp}
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,9 +584,45 @@ def unsupported_s_client_plaintext(ix: Interop, door: Door, jid: str, pw: str, t
     return Run(rc, c.text, " ".join(c.cmd))
 
 
+def unsupported_sendxmpp_directtls_pass(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str):
+    # Its ClientHello, caught by a listener of our own: no server name in it.
+    import socket
+    srv = socket.create_server(("127.0.0.1", 0))
+    hello = {}
+
+    def catch():
+        srv.settimeout(20)
+        c, _ = srv.accept()
+        c.settimeout(5)
+        try:
+            hello["data"] = c.recv(16384)
+        finally:
+            c.close()
+    t = threading.Thread(target=catch, daemon=True)
+    t.start()
+    user, domain = jid.split("@")
+    probe = _run(["sendxmpp", "-u", user, "-p", pw, "-j", f"localhost:{srv.getsockname()[1]}", "-o", domain,
+                  "-e", "-a", str(ix.ca), to], ix, stdin=body, timeout=20)
+    t.join(25)
+    srv.close()
+    data = hello.get("data", b"")
+    assert data[:1] == b"\x16" and data[5:6] == b"\x01", f"not a ClientHello: {data[:16]!r}\n{probe.out}"
+    assert domain.encode() not in data and b"localhost" not in data, "sendxmpp sent a server name"
+    # Through the door: the proxy refuses it for want of an SNI.
+    log0 = len(ix.proxy.log())
+    r = run_sendxmpp(ix, door, jid, pw, to, body)
+    assert r.rc != 0, r.out
+    deadline = time.monotonic() + 5
+    while "no SNI" not in ix.proxy.log()[log0:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(r"host-unknown: no 'to' \(or no SNI\)", ix.proxy.log()[log0:]), ix.proxy.log()[log0:]
+    return r
+
+
 UNSUPPORTED_PROOFS = {
     ("go-sendxmpp", "plaintext"): unsupported_go_sendxmpp_plaintext,
     ("s_client", "plaintext"): unsupported_s_client_plaintext,
+    ("sendxmpp", "directtls-pass"): unsupported_sendxmpp_directtls_pass,
 }
 
 
@@ -629,13 +684,20 @@ def other_ca(base_dir) -> TestCA:
     return TestCA(base_dir / "interop-other-ca", name="another CA")
 
 
+# sendxmpp waits 10 s for a stream that never comes after a failed STARTTLS handshake; its Direct
+# TLS failure is immediate and goes through the same verification parameters (XML::Stream).
+CONTROL_DOOR = {"sendxmpp": "directtls-term"}
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("client", [c for c in CLIENTS if MATRIX[c]["starttls-term"].status == "pass"])
+@pytest.mark.parametrize("client", [c for c in CLIENTS
+                                    if MATRIX[c][CONTROL_DOOR.get(c, "starttls-term")].status == "pass"])
 def test_client_refuses_a_certificate_it_cannot_verify(ix, other_ca, client):
     """The control for the `pass` cells: the same client, trusting another CA (nbxmpp: pinning a
-    certificate for the right name from another CA), fails on the STARTTLS terminate door and
-    nothing logs in, so the passes above really verified the proxy's certificate."""
-    door = DOOR["starttls-term"]
+    certificate for the right name from another CA), fails on a terminating door (STARTTLS
+    unless CONTROL_DOOR says otherwise) and nothing logs in, so the passes above really
+    verified the certificate."""
+    door = DOOR[CONTROL_DOOR.get(client, "starttls-term")]
     b = ix.backends[door.backend]
     sender, rcpt = f"sender@{b.domain}", f"rcpt@{b.domain}"
     body = f"interop control {client} {secrets.token_hex(4)}"
