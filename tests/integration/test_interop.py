@@ -311,7 +311,6 @@ class Backend:
     domain: str
     inst: ProsodyInstance
     passwords: dict           # bare JID -> password
-    cert: Optional[Path] = None   # the certificate a client sees on a door to this backend, by door mode
 
     def mark(self) -> int:
         return self.inst.log_mark()
@@ -453,9 +452,9 @@ def _run(cmd: list[str], ix: Interop, *, stdin: str = "", env: Optional[dict] = 
                            cwd=ix.home)
         return Run(r.returncode, r.stdout + r.stderr, " ".join(cmd))
     except subprocess.TimeoutExpired as t:
-        out = (t.stdout or b"").decode(errors="replace") + (t.stderr or b"").decode(errors="replace") \
-            if isinstance(t.stdout, bytes) else f"{t.stdout or ''}{t.stderr or ''}"
-        return Run(-1, f"timed out after {timeout}s\n{out}", " ".join(cmd))
+        def text(x) -> str:   # bytes even with text=True, or None
+            return x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+        return Run(-1, f"timed out after {timeout}s\n{text(t.stdout)}{text(t.stderr)}", " ".join(cmd))
 
 
 def run_go_sendxmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str) -> Run:
@@ -465,6 +464,38 @@ def run_go_sendxmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: s
         cmd.append("-t")
     cmd.append(to)
     return _run(cmd, ix, stdin=body + "\n", env={"SSL_CERT_FILE": str(ix.ca)})
+
+
+def test_go_sendxmpp_sends_a_newline_after_starttls(tmp_path):
+    """Why go-sendxmpp x STARTTLS terminate is the regression test of issue 12: go-xmpp writes
+    `<starttls .../>` followed by a newline, which the terminating listener once refused. A
+    listener of our own offers STARTTLS and records what comes back."""
+    import socket
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(15)
+    got = {}
+
+    def serve():
+        c, _ = srv.accept()
+        c.settimeout(10)
+        try:
+            c.recv(4096)
+            c.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                      b"xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='a.test' "
+                      b"version='1.0'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+                      b"<required/></starttls></stream:features>")
+            got["data"] = c.recv(4096)
+        finally:
+            c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = subprocess.run(["go-sendxmpp", "-u", "x@a.test", "-p", "pw", "-j", f"127.0.0.1:{srv.getsockname()[1]}",
+                        "--timeout", "5", "y@a.test"], input="hi", capture_output=True, text=True,
+                       timeout=30, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)})
+    t.join(15)
+    srv.close()
+    assert got.get("data") == b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n", \
+        f"{got}\n{r.stdout}{r.stderr}"
 
 
 def run_slixmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str) -> Run:
