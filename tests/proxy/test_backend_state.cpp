@@ -153,7 +153,7 @@ TEST_CASE("BackendState: sessions() counts started minus ended sessions", "[back
     CHECK(s.sessions() == 3);
 }
 
-TEST_CASE("BackendState: max_connecting bounds the attempts in flight; release frees a slot",
+TEST_CASE("BackendState: max_connecting bounds the attempts in flight, and release frees a slot",
           "[backend_state]") {
     BackendState s("b");
     const auto c = admission(2, 0);

@@ -214,7 +214,7 @@ TEST_CASE("SessionLog JSON: quotes, backslashes and control characters are escap
     for (char ch : line) CHECK(static_cast<unsigned char>(ch) >= 0x20);
 }
 
-TEST_CASE("SessionLog: routine lines are bounded per second; the rest is counted in a summary",
+TEST_CASE("SessionLog: routine lines are bounded per second, the rest counted in a summary",
           "[session_log]") {
     xs::log::set_level(xs::log::Level::Info);
     Client c("192.0.2.7", 1);
