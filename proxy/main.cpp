@@ -5,6 +5,7 @@
 
 #include "app/daemon.hpp"
 #include "config/loader.hpp"
+#include "config/reference.hpp"
 #include "util/log.hpp"
 
 #ifndef XS_VERSION
@@ -15,12 +16,15 @@ namespace {
 
 const char* kUsage =
     "usage: xmpp-shard-proxy --config FILE [--check] [--log-level LEVEL]\n"
-    "       xmpp-shard-proxy --version | --help\n"
+    "       xmpp-shard-proxy --print-config-reference | --version | --help\n"
     "\n"
     "  --config FILE      the TOML configuration (see the README)\n"
     "  --check            validate FILE only: exit 0 if valid, else print every problem\n"
     "                     as FILE:LINE:COL: message and exit 1\n"
     "  --log-level LEVEL  debug, info (default), warn or error\n"
+    "  --print-config-reference\n"
+    "                     print every configuration key (type, default, range, help) as\n"
+    "                     Markdown and exit\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new sessions; SIGTERM/SIGINT stop\n"
     "accepting and let live sessions finish up to drain_timeout (a second signal cuts them).\n";
@@ -50,6 +54,9 @@ int main(int argc, char** argv) {
                 return 2;
             }
             xs::log::set_level(l);
+        } else if (a == "--print-config-reference") {
+            std::fputs(xs::config::render_reference_markdown().c_str(), stdout);
+            return std::fflush(stdout) == 0 && !std::ferror(stdout) ? 0 : 1;
         } else if (a == "--version" || a == "-V") {
             std::printf("xmpp-shard-proxy %s\n", XS_VERSION);
             return 0;

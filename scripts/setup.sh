@@ -9,6 +9,8 @@ PACKAGES=(
   libuv1-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
   prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps iproute2 prometheus
   haproxy  # loadgen/bench: topology E (HAProxy in TCP mode)
+  # tests/integration/test_interop.py: client implementations through every door of the proxy
+  go-sendxmpp python3-nbxmpp gir1.2-glib-2.0 glib-networking libstrophe-dev sendxmpp
 )
 
 missing=()

@@ -7,7 +7,7 @@ Modules:
   ports      free ports, waiting for a port to accept
   procs      starting child processes that die with us (pdeath signal), stopping them
   prosody    one Prosody instance: config rendering, dirs, accounts, start/stop, log reading
-  proxyconf  the proxy's TOML config (CONTRACT.md "Config file")
+  proxyconf  the proxy's TOML config (docs/CONFIG.md)
   plan       the shard plan file (deploy/plans/*.toml) -> instances, routes, accounts
   runner     the local runner behind deploy/run-local
 """

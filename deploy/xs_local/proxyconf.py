@@ -1,4 +1,4 @@
-"""The proxy's TOML config (CONTRACT.md, "Config file"), built from plain values.
+"""The proxy's TOML config (docs/CONFIG.md), built from plain values.
 
     cfg = ProxyConfig(proxy={"workers": 1, "metrics": "", "header_timeout": "2s"})
     cfg.add_listener("c2s", "127.0.0.1:5222")

@@ -3,7 +3,7 @@
 A plan chooses one of two modes with `[plan] tls` (default: "terminate" when the plan has a
 [certs] table, else "none"):
 
-"terminate" (CONTRACT.md "TLS"): the proxy does TLS with every client and Prosody has none.
+"terminate" (docs/CONFIG.md, "TLS"): the proxy does TLS with every client and Prosody has none.
   - the proxy's listener gets `tls = "terminate"` (STARTTLS offered and required); with
     `[plan] direct_tls_port` a second listener `c2s-direct` does XEP-0368 Direct TLS;
   - one [[certificate]] per client-facing domain (every VirtualHost of the plan, tenants

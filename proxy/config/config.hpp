@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "routing/route_table.hpp"
+#include "routing/stream_header_sniffer.hpp"
 
 namespace xs::tls {
 class CertStore;
@@ -54,7 +55,8 @@ struct ListenerConfig {
     std::string name;
     std::string bind;                     // as written
     SocketAddress address;
-    std::vector<std::string> namespaces;  // content namespaces served (jabber:client, ...)
+    std::vector<std::string> namespaces{std::string(routing::kClientNs),
+                                        std::string(routing::kComponentNs)};  // content namespaces served
     double per_ip_rate = 0;               // new connections per second per source address (0: off)
     unsigned per_ip_burst = 0;            // bucket size; 0: max(1, 2 * per_ip_rate)
     std::string see_other_host;           // admission refusals send <see-other-host/> with this

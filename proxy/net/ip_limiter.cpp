@@ -21,18 +21,21 @@ bool IpRateLimiter::allow(const sockaddr* addr, uint64_t now_ms) {
         return true;
     }
     std::lock_guard<std::mutex> g(mu_);
+    // Workers pass their own loop's time, which may be a little behind the last one seen: such a
+    // time counts as no time passed (it used to wrap around, refill or forget the bucket).
+    auto since = [now_ms](uint64_t then) { return now_ms > then ? now_ms - then : 0; };
     // Forget addresses whose bucket has refilled: they behave as new ones anyway.
     uint64_t refill_ms = static_cast<uint64_t>(burst_ / rate_ * 1000) + 1;
-    if (now_ms - last_prune_ms_ > std::max<uint64_t>(refill_ms, 10'000)) {
+    if (since(last_prune_ms_) > std::max<uint64_t>(refill_ms, 10'000)) {
         last_prune_ms_ = now_ms;
         for (auto it = buckets_.begin(); it != buckets_.end();)
-            it = now_ms - it->second.last_ms > refill_ms ? buckets_.erase(it) : std::next(it);
+            it = since(it->second.last_ms) > refill_ms ? buckets_.erase(it) : std::next(it);
     }
     auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now_ms});
     Bucket& b = it->second;
     if (!fresh) {
-        b.tokens = std::min(burst_, b.tokens + static_cast<double>(now_ms - b.last_ms) * rate_ / 1000);
-        b.last_ms = now_ms;
+        b.tokens = std::min(burst_, b.tokens + static_cast<double>(since(b.last_ms)) * rate_ / 1000);
+        b.last_ms = std::max(b.last_ms, now_ms);
     }
     if (b.tokens < 1) return false;
     b.tokens -= 1;

@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "config/config.hpp"
@@ -24,15 +26,33 @@ void kv(std::string& out, std::string_view key, std::string_view value) {
         out.append("-");
         return;
     }
-    bool quote = value.find_first_of(" \"=\\") != std::string_view::npos;
-    if (!quote) {
+    // Control characters (a config name may hold any) are quoted and escaped too, so that a
+    // value can neither end the line nor add keys.
+    auto odd = [](unsigned char c) {
+        return c < 0x20 || c == 0x7f || c == ' ' || c == '"' || c == '=' || c == '\\';
+    };
+    if (std::none_of(value.begin(), value.end(), odd)) {
         out.append(value);
         return;
     }
     out.push_back('"');
-    for (char c : value) {
-        if (c == '"' || c == '\\') out.push_back('\\');
-        out.push_back(c);
+    for (unsigned char c : value) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(c));
+        } else if (c == '\n') {
+            out.append("\\n");
+        } else if (c == '\t') {
+            out.append("\\t");
+        } else if (c == '\r') {
+            out.append("\\r");
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            snprintf(buf, sizeof buf, "\\x%02x", c);
+            out.append(buf);
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
     }
     out.push_back('"');
 }

@@ -40,9 +40,12 @@ bool BackendState::try_acquire(const config::BackendConfig& cfg, uint64_t now_ms
     if (cfg.max_connecting > 0 && connecting_ >= cfg.max_connecting) return false;
     if (cfg.max_new_per_second > 0) {
         double burst = std::max(1.0, cfg.max_new_per_second / 10);  // at most 100 ms worth at once
+        // Workers pass their own loop's time, which may be a little behind the last one seen:
+        // such a time adds nothing (it used to wrap around and refill the whole bucket).
         if (tokens_ < 0) tokens_ = burst;
-        else tokens_ = std::min(burst, tokens_ + (now_ms - last_ms_) * cfg.max_new_per_second / 1000);
-        last_ms_ = now_ms;
+        else if (now_ms > last_ms_)
+            tokens_ = std::min(burst, tokens_ + (now_ms - last_ms_) * cfg.max_new_per_second / 1000);
+        last_ms_ = std::max(last_ms_, now_ms);
         if (tokens_ < 1) return false;
         tokens_ -= 1;
     }

@@ -3,8 +3,8 @@
 Every tenant account exists on ALL pool instances with one password, so any routing logs in;
 the instances' logs tell which one the hash picked. Checked: each domain lands on exactly one
 instance, the same one on repeated logins and across proxy restarts, domains spread over more
-than one instance, and (CONTRACT: rendezvous hashing) removing a backend moves only the domains
-that lived on it, as does a backend that is down."""
+than one instance, and (rendezvous hashing) removing a backend moves only the domains that lived
+on it, as does a backend that is down."""
 
 import pytest
 

@@ -110,7 +110,7 @@ def test_a_client_that_stops_reading_does_not_grow_the_proxy(proxies, fake_backe
 
 @pytest.mark.timeout(30)
 def test_backend_that_sends_and_closes_is_flushed_to_the_client(proxies, fake_backends):
-    """CONTRACT: a backend that closes a live session makes the proxy flush what it had, then
+    """A backend that closes a live session makes the proxy flush what it had, then
     close the client side."""
     tail = os.urandom(4 * MB) + b"</stream:stream>"
     fb = fake_backends("burst", burst=tail)

@@ -1,6 +1,6 @@
 """The proxy on the wire, with raw sockets: header variants are replayed byte for byte, and
-every refusal of CONTRACT.md's table is the proxy's own header + <stream:error> +
-</stream:stream> + close, with nothing reaching a backend.
+every refusal in docs/CONFIG.md's stream-error table is the proxy's own header +
+<stream:error> + </stream:stream> + close, with nothing reaching a backend.
 
 One proxy for the module (header_timeout = 1s), routing only known.test to a fake backend that
 records every byte it receives; there is no "*" route."""
