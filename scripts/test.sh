@@ -36,7 +36,7 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
   # The proxy and the unit tests of what it links; the load generator and the Python-only
   # deploy tests gain nothing from a second run here.
-  cmake --build build-asan -j2 --target xmpp-shard-proxy xs_unit_tests xs_config_tests xs_tls_tests xs_proxy_tests
+  cmake --build build-asan -j2 --target xmpp-shard-proxy xs_unit_tests xs_config_tests xs_tls_tests xs_proxy_tests xs_session_tests
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build-asan "loadgen" -m "not no_sanitizer" \
     -k "not deploy and not deb and not loadgen and not dashboard and not run_local and not xs_local"

@@ -27,7 +27,7 @@ enum class CheckKind { Stream, Tcp, None };
 // Every tunable and its default, in one place.
 struct ProxySettings {
     unsigned workers = 0;                   // 0 = one per CPU core
-    std::string metrics = "127.0.0.1:9464"; // "" disables (served by the operations issue)
+    std::string metrics = "127.0.0.1:9464"; // "" disables /metrics and /healthz
     Millis header_timeout{10'000};          // complete stream header within this
     std::size_t max_header_bytes = 4096;    // larger opening headers: policy-violation
     Millis drain_timeout{30'000};           // SIGTERM: live sessions may finish within this

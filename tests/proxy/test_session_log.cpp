@@ -1,4 +1,4 @@
-// app::SessionLog: the session-end line (key=value and JSON) and its rate limit. The lines go
+// session::SessionLog: the session-end line (key=value and JSON) and its rate limit. The lines go
 // through util/log to stderr, which the tests capture by pointing fd 2 at a temporary file.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "app/session_log.hpp"
+#include "session/session_log.hpp"
 #include "util/log.hpp"
 
-using xs::app::SessionLog;
-using xs::app::SessionLogEntry;
+using xs::session::SessionLog;
+using xs::session::SessionLogEntry;
 using xs::config::LogFormat;
 
 namespace {
