@@ -2,7 +2,9 @@
 own core as the prosody user, behind the proxy; foreground, logs streamed with a prefix;
 Ctrl-C or SIGTERM stops everything; a crashed instance is reported loudly and restarted with
 back-off. It generates the shard (generate.py, the same files `generate` writes) into --out or a
-temporary directory, registers the accounts, then starts the processes.
+temporary directory, registers the accounts, then starts the processes. Its banner says where
+everything is and how a real client logs in through the proxy (client_lines(): the CA to trust
+and go-sendxmpp commands to paste).
 
 Entry points: `xmpp-shard-deploy run` and its alias deploy/run-local (scripts/run.sh).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -154,6 +157,82 @@ def choose_instance_ports(plan, free: bool, avoid: set[int]) -> tuple[list[int],
     return ports, False
 
 
+DEMO_MESSAGE = "hello through xmpp-shard"
+
+
+def demo_accounts(layout):
+    """Two accounts of one domain for the client commands of the banner (the [tenants] domains
+    first: the quick start's alice and bob), else one account that writes to itself; None
+    without accounts."""
+    by_domain: dict[str, list] = {}
+    for a in layout.accounts:
+        by_domain.setdefault(a.domain, []).append(a)
+    tenants = set(layout.plan.tenant_domains or [])
+    for d in sorted(by_domain, key=lambda d: d not in tenants):     # stable: plan order
+        if len(by_domain[d]) >= 2:
+            return by_domain[d][0], by_domain[d][1]
+    return (layout.accounts[0], layout.accounts[0]) if layout.accounts else None
+
+
+def client_lines(layout, host: str, port: int, ca: Optional[Path]) -> list[str]:
+    """The banner's client part: the CA to trust, go-sendxmpp commands to paste that log in
+    through the proxy (verifying its certificate against the local CA) and send a message, the
+    doors for other clients, and what a browser client can use."""
+    q = shlex.quote
+    plan = layout.plan
+    terminate = tls_profile(plan).terminate
+    lines: list[str] = []
+    if terminate and ca is not None:
+        lines.append(f"  CA         {ca}  (what clients trust; system-wide: cp {q(str(ca))} "
+                     f"/usr/local/share/ca-certificates/xmpp-shard-local.crt && update-ca-certificates)")
+    pair = demo_accounts(layout)
+    server = f"{host}:{port}"
+    if pair is None:
+        lines.append("  try it     the plan has no accounts: add some ([[host]] or [tenants] accounts) "
+                     "to log in with a client")
+    elif not terminate:
+        lines.append(f"  try it     plaintext ([plan] tls = \"none\"): go-sendxmpp, Gajim, Conversations and "
+                     f"Dino refuse to authenticate without TLS; use a client that allows it (slixmpp with "
+                     f"unencrypted_plain, sendxmpp without -t) at {server}, or the default plan "
+                     f"({DEFAULT_PLAN}: TLS with a local CA)")
+    else:
+        sender, rcpt = pair
+        if ca is not None:
+            env, skip, why = f"SSL_CERT_FILE={q(str(ca))} ", "", "verifying the proxy's certificate against the CA"
+        elif plan.certs.mode == "existing":
+            env, skip, why = "", "", "verifying the proxy's certificate against this machine's CAs"
+        else:
+            env, skip = "", " -n"
+            why = ("-n: no verification, [certs] mode = \"self-signed\" leaves nothing to verify "
+                   "against; mode = \"ca\" makes a CA to trust")
+
+        def sendxmpp(a, *extra: str) -> str:
+            return (f"{env}go-sendxmpp{skip} " + "".join(x + " " for x in extra)
+                    + f"-u {q(a.jid)} -p {q(a.password)} -j {q(server)}")
+
+        whom = "itself" if rcpt.jid == sender.jid else rcpt.jid
+        lines.append(f"  try it     {sender.jid} sends {whom} a message through the proxy (STARTTLS, "
+                     f"go-sendxmpp {why}):")
+        lines.append(f"    echo {q(DEMO_MESSAGE)} | {sendxmpp(sender)} {q(rcpt.jid)}")
+        if rcpt.jid != sender.jid:
+            lines.append("             to watch it arrive, run this first in another terminal (Ctrl-C ends it):")
+            lines.append(f"    {sendxmpp(rcpt, '-l')}")
+        doors = f"STARTTLS on {server}" + (f", Direct TLS on {host}:{layout.direct_tls_port}"
+                                           if layout.direct_tls_port else "")
+        lines.append(f"  clients    Gajim, Dino, Conversations ...: {doors}, set by hand (the domains are "
+                     f"not in DNS)" + ("; trust the CA above" if ca is not None else ""))
+    jp = plan.jitsi
+    if jp is not None and jp.http_port:
+        lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket and "
+                     f"http://127.0.0.1:{jp.http_port}/http-bind for {jp.domain}: Prosody's HTTP "
+                     f"listener on the client instance ([jitsi] http_port), plaintext on loopback, not "
+                     f"through the proxy; a web server in front does TLS")
+    else:
+        lines.append("  web        no WebSocket or BOSH URL: this plan has no HTTP listener (XMPP over TCP "
+                     "only); browsers need one, e.g. Prosody's ([jitsi] http_port) behind a web server")
+    return lines
+
+
 class Supervised:
     """One instance under the runner: restarts with back-off after a crash."""
 
@@ -244,6 +323,7 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
             print(f"{prog}: {e}", file=sys.stderr)
             return 1
         ca_note = ""
+        ca_path: Optional[Path] = None
         if terminate:
             # The proxy loads its certificates at start: make them (kept across runs in --out).
             certs = make_certs(layout)
@@ -252,6 +332,7 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
                       f".key): {', '.join(certs.missing)}", file=sys.stderr)
                 return 1
             if certs.ca:
+                ca_path = certs.ca
                 ca_note = f", CA {certs.ca}"
         proxy_cfg = base / "proxy.toml"
         accounts_file = base / "accounts.txt"
@@ -325,7 +406,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         if not planned:
             lines.append("  note       the plan's instance ports were taken (or --free-ports): "
                          "free ones are used")
-        lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts, mode 0600)")
+        lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts, mode 0600: "
+                     f"a JID and its password per line)")
+        lines += client_lines(layout, host, listen_port, ca_path)
         if layout.jitsi is not None:
             lines.append(f"  jitsi      snippets in {base / 'jitsi'}")
         lines.append(f"  files      {base}" + ("  (temporary, removed on exit)" if temp else "")

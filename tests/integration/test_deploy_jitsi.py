@@ -179,6 +179,29 @@ def test_the_client_instance_serves_bosh_for_the_browsers(jitsi_run):
     assert r.status == 200 and "BOSH" in body, body[:300]
 
 
+@pytest.mark.timeout(60)
+def test_the_banner_names_the_websocket_url_and_it_upgrades(jitsi_run):
+    """The banner's web line names Prosody's WebSocket endpoint on the client instance, and a
+    WebSocket handshake (subprotocol xmpp, RFC 7395) there gets 101 Switching Protocols."""
+    import base64
+    import os as os_
+    import socket
+    m = jitsi_run["lines"].wait_for(r"^\s+web\s+ws://127\.0\.0\.1:(\d+)(/xmpp-websocket) ", 5)
+    assert int(m.group(1)) == jitsi_run["http"], m.group(0)
+    key = base64.b64encode(os_.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", jitsi_run["http"]), timeout=10) as s:
+        s.sendall((f"GET {m.group(2)} HTTP/1.1\r\nHost: meet.test\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                   f"Sec-WebSocket-Protocol: xmpp\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head[:300]
+
+
 @pytest.mark.timeout(120)
 def test_tenants_land_on_their_pool_instance(jitsi_run):
     run = jitsi_run

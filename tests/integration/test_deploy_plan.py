@@ -229,10 +229,14 @@ def test_tls_mode_defaults_to_terminate_when_the_plan_has_certs():
     assert parse("[plan]\ninstances = 2\n" + host + "[certs]\nmode = \"ca\"\n").tls == "terminate"
     assert parse("[plan]\ninstances = 2\ntls = \"none\"\n" + host + "[certs]\nmode = \"ca\"\n").tls == "none"
     # The example plans: the package's default (classic) stays plaintext until certificates
-    # exist; the four-instance one has [certs] mode = "ca" and terminates.
+    # exist; the four-instance one has [certs] mode = "ca" and terminates, as does the quick
+    # start's.
     assert load_plan(REPO / "deploy" / "plans" / "jitsi-classic.toml", ncpu=4).tls == "none"
     assert load_plan(REPO / "deploy" / "plans" / "jitsi.toml", ncpu=4).tls == "terminate"
-    assert load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2).tls == "none"
+    # The quick start's plan terminates with a local CA; its plaintext twin is explicit.
+    assert load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2).tls == "terminate"
+    assert load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2).certs.mode == "ca"
+    assert load_plan(REPO / "deploy" / "plans" / "local-plaintext.toml", ncpu=2).tls == "none"
 
 
 def test_terminate_mode_expands_listener_backends_certificates_and_instances():

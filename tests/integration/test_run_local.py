@@ -1,8 +1,16 @@
-"""deploy/run-local end to end: the default plan comes up behind the proxy, logins work,
-a crashed instance is reported loudly, SIGTERM stops everything and leaves no process."""
+"""deploy/run-local end to end.
+  - The quick start (the default plan, deploy/plans/local.toml: TLS terminated at the proxy with
+    a local CA), run as a user would: the go-sendxmpp commands its banner prints are run as
+    printed, one listening as the receiver, the other logging in and sending a message, which
+    arrives; both verify the proxy's certificate against the printed CA; Ctrl-C (SIGINT) stops
+    everything and removes the temporary directory.
+  - The plaintext plan (deploy/plans/local-plaintext.toml): comes up behind the proxy (another
+    port when 5222 is taken), logins work, a crashed instance is reported loudly, SIGTERM stops
+    everything and leaves no process."""
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -56,7 +64,7 @@ def pid_alive(pid: int) -> bool:
 
 
 @pytest.mark.timeout(120)
-def test_run_local_default_plan(proxy_bin, base_dir):
+def test_run_local_plaintext_plan(proxy_bin, base_dir):
     out_dir = base_dir / "run-local"
     # Hold 5222 (or find it taken already): run-local must then pick and print another port.
     blocker = socket.socket()
@@ -66,7 +74,8 @@ def test_run_local_default_plan(proxy_bin, base_dir):
     except OSError:
         blocker.close()
         blocker = None
-    p = subprocess.Popen([str(REPO / "deploy" / "run-local"), "--proxy", str(proxy_bin),
+    p = subprocess.Popen([str(REPO / "deploy" / "run-local"),
+                          str(REPO / "deploy" / "plans" / "local-plaintext.toml"), "--proxy", str(proxy_bin),
                           "--out", str(out_dir)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
@@ -83,6 +92,10 @@ def test_run_local_default_plan(proxy_bin, base_dir):
         assert len(inst) == max(2, ncpu), out.text()
         pids += [pid for pid, _ in inst.values()]
         assert len({core for _, core in inst.values()}) == min(len(inst), ncpu), f"cores: {inst}"
+        out.wait_for(r"^\s+files\s", 5)        # the end of the banner
+        assert re.search(r'^\s+tls\s+none: plaintext', out.text(), re.M), out.text()
+        assert re.search(r"^\s+try it\s+plaintext .*refuse to authenticate without TLS", out.text(), re.M)
+        assert "go-sendxmpp -u" not in out.text(), "a client command that cannot work over plaintext"
         acc_file = out_dir / "accounts.txt"
         assert str(acc_file) in out.text()
         accounts = dict(line.split() for line in acc_file.read_text().splitlines()
@@ -123,3 +136,81 @@ def test_run_local_default_plan(proxy_bin, base_dir):
         for x in pids:
             if pid_alive(x):
                 os.kill(x, signal.SIGKILL)
+
+
+def _shell(cmd: str, home, **kw) -> subprocess.Popen:
+    """A command line from the banner, run by a shell as a user would paste it (no
+    SSL_CERT_FILE of our own, an empty HOME: no go-sendxmpp config file)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env["HOME"] = str(home)
+    return subprocess.Popen(["bash", "-c", cmd], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, **kw)
+
+
+@pytest.mark.timeout(90)
+def test_quick_start_prints_a_client_command_that_works(proxy_bin, tmp_path):
+    """The quick start as a user runs it (what scripts/run.sh execs, less the install and build
+    steps): the default plan, no --out. The banner's go-sendxmpp commands are run exactly as
+    printed: bob listens, alice logs in through the proxy with STARTTLS verified against the
+    printed CA and sends him a message, which he gets."""
+    assert subprocess.run(["go-sendxmpp", "--help"], capture_output=True, timeout=10).returncode in (0, 2), \
+        "go-sendxmpp is missing: apt-get install go-sendxmpp (scripts/setup.sh installs it)"
+    t0 = time.monotonic()
+    p = subprocess.Popen([str(REPO / "deploy" / "run-local"), "--proxy", str(proxy_bin)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    out = Lines(p.stdout)
+    listener = None
+    try:
+        files = out.wait_for(r"^\s+files\s+(\S+)\s+\(temporary", 45).group(1)
+        text = out.text()
+        port = int(re.search(r"^\s+proxy\s+127\.0\.0\.1:(\d+)\s", text, re.M).group(1))
+        assert re.search(rf"^\s+tls\s+terminated by the proxy: STARTTLS required on {port}", text, re.M), text
+        ca = re.search(r"^\s+CA\s+(\S+)\s", text, re.M).group(1)
+        assert ca == f"{files}/certs/ca.crt" and os.path.isfile(ca), text
+        acc_file = re.search(r"^\s+accounts\s+(\S+)\s", text, re.M).group(1)
+        accounts = dict(line.split() for line in open(acc_file).read().splitlines()
+                        if line and not line.startswith("#"))
+        send = re.search(r"^    (echo .*\| .*go-sendxmpp .*)$", text, re.M).group(1)
+        listen = re.search(r"^    (\S+ go-sendxmpp -l .*)$", text, re.M).group(1)
+        assert "web" in text and "xmpp-websocket" not in text, "a WebSocket URL the plan does not serve"
+
+        # What the commands say: the CA is trusted (no -n), the password is the account's, the
+        # server is the proxy's port.
+        words = shlex.split(send.split("|", 1)[1])
+        assert words[0] == f"SSL_CERT_FILE={ca}" and words[1] == "go-sendxmpp", send
+        assert "-n" not in words and "--no-tls-verify" not in words, send
+        sender, rcpt = words[words.index("-u") + 1], words[-1]
+        assert words[words.index("-p") + 1] == accounts[sender], send
+        assert words[words.index("-j") + 1] == f"127.0.0.1:{port}", send
+        lw = shlex.split(listen)
+        assert lw[lw.index("-u") + 1] == rcpt and lw[lw.index("-p") + 1] == accounts[rcpt], listen
+        assert (sender, rcpt) == ("alice@tenant1.localhost", "bob@tenant1.localhost"), (sender, rcpt)
+
+        listener = _shell(listen, tmp_path)
+        got = Lines(listener.stdout)
+        out.wait_for(rf"^\[prosody-\d+\] .*Authenticated as {re.escape(rcpt)}", 20)
+        r = _shell(send, tmp_path)
+        sent = Lines(r.stdout)
+        assert r.wait(30) == 0, f"the banner's command failed:\n{send}\n{sent.text()}"
+        m = got.wait_for(rf"{re.escape(sender)}: (.*)$", 15)
+        assert m.group(1) == "hello through xmpp-shard", got.text()
+        # alice's login went through the proxy, which terminated TLS for it.
+        m = out.wait_for(rf"^\[(prosody-\d+)\] .*(c2s\w+)\s+info\s+Authenticated as {re.escape(sender)}", 10)
+        assert re.search(rf"^\[{m.group(1)}\] .*{m.group(2)}\s+info\s+Client address 127\.0\.0\.1 port \d+ "
+                         rf"via xmpp-shard .*TLS terminated by the proxy", out.text(), re.M), out.text()[-3000:]
+        assert time.monotonic() - t0 < 60
+
+        # Ctrl-C, as in the terminal: everything stops, the temporary directory goes.
+        os.killpg(listener.pid, signal.SIGTERM)
+        listener.wait(10)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(30) == 0, out.text()[-3000:]
+        out.t.join(5)
+        assert "proxy exited with code 0" in out.text(), out.text()[-2000:]
+        assert not os.path.exists(files), f"{files} left behind"
+    finally:
+        for proc in (listener, p):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)

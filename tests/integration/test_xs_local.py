@@ -13,6 +13,7 @@ from xs_local.plan import PlanError, expand, load_plan, parse_plan
 from xs_local.prosody import InstanceSpec, Muc, VirtualHost, render_config
 
 LOCAL_PLAN = REPO / "deploy" / "plans" / "local.toml"
+LOCAL_PLAINTEXT = REPO / "deploy" / "plans" / "local-plaintext.toml"
 
 
 def test_default_plan_on_two_cores():
@@ -85,8 +86,24 @@ def test_proxy_config_round_trips_through_toml():
                                 "backends": ['b"1'], "balance": "hash"}
 
 
+def test_the_quick_start_plans_differ_only_in_tls():
+    """plans/local.toml (TLS, the default) and plans/local-plaintext.toml stay in step."""
+    tls = tomllib.loads(LOCAL_PLAN.read_text())
+    plain = tomllib.loads(LOCAL_PLAINTEXT.read_text())
+    assert (tls["plan"].pop("tls"), tls["plan"].pop("direct_tls_port"), tls.pop("certs")) == \
+        ("terminate", 5223, {"mode": "ca"})
+    assert plain["plan"].pop("tls") == "none"
+    assert tls == plain
+
+
 def test_generated_configs_pass_the_proxys_check(proxy_bin, cluster, tmp_path):
-    for name, cfg in [("plan", expand(load_plan(LOCAL_PLAN, ncpu=4), [1, 2, 3, 4], listen_port=5222).proxy),
+    from xs_local.certs import make_certs
+    tls_layout = expand(load_plan(LOCAL_PLAN, ncpu=4), [1, 2, 3, 4], listen_port=5222, out=tmp_path)
+    make_certs(tls_layout)          # certs/ next to the config written below, with the local CA
+    assert (tmp_path / "certs" / "ca.crt").exists()
+    for name, cfg in [("plan", tls_layout.proxy),
+                      ("plan-plaintext", expand(load_plan(LOCAL_PLAINTEXT, ncpu=4), [1, 2, 3, 4],
+                                                listen_port=5222).proxy),
                       ("cluster", cluster.proxy_config())]:
         if not cfg.listeners:
             cfg.add_listener("c2s", "127.0.0.1:5222")
