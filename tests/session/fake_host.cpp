@@ -62,8 +62,9 @@ int listen_loopback(int* port) {
     return fd;
 }
 
-int connect_loopback(int port) {
+int connect_loopback(int port, int rcvbuf) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -60,7 +60,7 @@ std::shared_ptr<const session::Snapshot> snapshot_from(const std::string& toml);
 
 // Loopback TCP helpers (blocking fds; the peer side of the test).
 int listen_loopback(int* port);             // a listening socket on 127.0.0.1:0
-int connect_loopback(int port);             // connected, blocking
+int connect_loopback(int port, int rcvbuf = 0);  // connected, blocking; rcvbuf: SO_RCVBUF first
 int accept_one(int lfd);                    // blocking accept
 void set_nonblocking(int fd);
 std::string read_some(int fd, int timeout_ms = 50);  // whatever arrives within the timeout

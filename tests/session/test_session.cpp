@@ -19,11 +19,12 @@ const std::string kHeader =
     "<?xml version='1.0'?><stream:stream to='meet.example.com' xmlns='jabber:client' "
     "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
 
-std::string config_for(int port_a, int port_b, const std::string& extra = "") {
+std::string config_for(int port_a, int port_b, const std::string& extra = "",
+                       const std::string& backend_a = "") {
     return "[proxy]\nheader_timeout = \"300ms\"\nconnect_timeout = \"1s\"\nbackend_timeout = \"400ms\"\n"
            "close_linger = \"300ms\"\n" + extra +
            "[[listener]]\nname = \"c2s\"\nbind = \"127.0.0.1:0\"\n"
-           "[[backend]]\nname = \"a\"\naddress = \"127.0.0.1:" + std::to_string(port_a) + "\"\n"
+           "[[backend]]\nname = \"a\"\naddress = \"127.0.0.1:" + std::to_string(port_a) + "\"\n" + backend_a +
            "[[backend]]\nname = \"b\"\naddress = \"127.0.0.1:" + std::to_string(port_b) + "\"\n"
            "[[route]]\ndomains = [\"meet.example.com\"]\nbackends = [\"a\", \"b\"]\n";
 }
@@ -36,19 +37,23 @@ struct Harness {
     Harness() { front = listen_loopback(&front_port); }
     ~Harness() { ::close(front); }
 
-    int open(std::shared_ptr<const session::Snapshot> snap) {
-        int client = connect_loopback(front_port);
+    int open(std::shared_ptr<const session::Snapshot> snap, int rcvbuf = 0) {
+        int client = connect_loopback(front_port, rcvbuf);
         int fd = accept_one(front);
         REQUIRE(fd >= 0);
         sockaddr_storage peer{};
         socklen_t len = sizeof peer;
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
         auto* s = new session::Session(host, std::move(snap), 0);
+        started.push_back(s);
         s->start(fd, peer);
         return client;
     }
     session::Session* one() { return host.live.empty() ? nullptr : *host.live.begin(); }
+    // The state of the session that was started n-th (0 first) while it lives.
+    std::vector<session::Session*> started;
     State state() { return one() ? one()->state() : State::Closed; }
+    State state_of(std::size_t n) { return host.live.count(started[n]) ? started[n]->state() : State::Closed; }
     bool in(State s) { return host.run_until([&] { return state() == s; }); }
     bool ended() { return host.run_until([&] { return host.live.empty(); }); }
     int accept_backend(int lfd) {
@@ -243,6 +248,151 @@ TEST_CASE("a reset in each waiting state ends the session at once", "[session]")
         CHECK(h.host.ends[0].reason == "backend_error");
         ::close(client);
     }
+    ::close(la);
+    ::close(lb);
+}
+
+TEST_CASE("a backend that does not answer in backend_timeout: the next candidate gets the replay",
+          "[session]") {
+    int pa = 0, pb = 0;
+    int la = listen_loopback(&pa), lb = listen_loopback(&pb);
+    Harness h;
+    int client = h.open(snapshot_from(config_for(pa, pb)));
+    REQUIRE(write_all(client, kHeader));
+    int a = h.accept_backend(la);
+    REQUIRE(a >= 0);
+    CHECK(h.pump_read(a, kHeader.size()) == kHeader);  // and then silence
+    int b = h.accept_backend(lb);                        // after backend_timeout (400 ms)
+    REQUIRE(b >= 0);
+    CHECK(h.pump_read(b, kHeader.size()) == kHeader);
+    REQUIRE(write_all(b, "<s/>"));
+    CHECK(h.pump_read(client, 4) == "<s/>");
+    CHECK(h.host.stats().backend("a")->connect_failures.get() == 1);
+    ::close(client);
+    ::close(b);
+    REQUIRE(h.ended());
+    CHECK(h.host.ends[0].backend == "b");
+    ::close(a);
+    ::close(la);
+    ::close(lb);
+}
+
+TEST_CASE("admission: a full backend queues the next session; queue_timeout refuses it, a freed slot admits",
+          "[session]") {
+    int pa = 0, pb = 0;
+    int la = listen_loopback(&pa), lb = listen_loopback(&pb);
+    std::string limits = "max_connecting = 1\nqueue_timeout = \"200ms\"\n";
+    auto snap = snapshot_from(config_for(pa, pb, "", limits));
+    Harness h;
+    int c1 = h.open(snap);
+    REQUIRE(write_all(c1, kHeader));
+    int a1 = h.accept_backend(la);
+    REQUIRE(a1 >= 0);
+    REQUIRE(h.host.run_until([&] { return h.state_of(0) == State::AwaitingBackend; }));
+    SECTION("queue_timeout") {
+        int c2 = h.open(snap);
+        REQUIRE(write_all(c2, kHeader));
+        REQUIRE(h.host.run_until([&] { return h.state_of(1) == State::Queued; }));
+        REQUIRE(h.host.run_until([&] { return h.state_of(1) == State::Refusing; }));
+        std::string got = h.pump_read(c2, 1);
+        CHECK(got.find("<policy-violation") != std::string::npos);
+        CHECK(got.find("backend busy: waited too long") != std::string::npos);
+        CHECK(h.host.stats().backend("a")->admission_refusals[metrics::Admission::QueueTimeout].get() == 1);
+        ::close(c2);
+    }
+    SECTION("admitted when the slot is released") {
+        int c2 = h.open(snap);
+        REQUIRE(write_all(c2, kHeader));
+        REQUIRE(h.host.run_until([&] { return h.state_of(1) == State::Queued; }));
+        REQUIRE(write_all(a1, "<s/>"));  // the first session's backend answers: its slot is free
+        CHECK(h.pump_read(c1, 4) == "<s/>");
+        int a2 = h.accept_backend(la);
+        REQUIRE(a2 >= 0);
+        CHECK(h.pump_read(a2, kHeader.size()) == kHeader);
+        CHECK(h.state_of(1) == State::AwaitingBackend);
+        ::close(a2);
+        ::close(c2);
+    }
+    ::close(c1);
+    ::close(a1);
+    REQUIRE(h.ended());
+    ::close(la);
+    ::close(lb);
+}
+
+TEST_CASE("closing: a backend that never closes after the client's FIN is cut after close_linger",
+          "[session]") {
+    int pa = 0, pb = 0;
+    int la = listen_loopback(&pa), lb = listen_loopback(&pb);
+    Harness h;
+    int client = h.open(snapshot_from(config_for(pa, pb)));
+    REQUIRE(write_all(client, kHeader));
+    int a = h.accept_backend(la);
+    REQUIRE(write_all(a, "<s/>"));
+    REQUIRE(h.in(State::Relaying));
+    ::shutdown(client, SHUT_WR);
+    REQUIRE(h.in(State::Closing));
+    REQUIRE(write_all(a, "<late/>"));  // still relayed while closing
+    CHECK(h.pump_read(client, 11).substr(0, 11) == "<s/><late/>");
+    REQUIRE(h.ended());  // close_linger (300 ms)
+    CHECK(h.host.ends[0].reason == "timed_out");
+    ::close(client);
+    ::close(a);
+    ::close(la);
+    ::close(lb);
+}
+
+TEST_CASE("backpressure: a client that does not read stops the backend being read; it resumes intact",
+          "[session]") {
+    int pa = 0, pb = 0;
+    int la = listen_loopback(&pa), lb = listen_loopback(&pb);
+    Harness h;
+    int client = h.open(snapshot_from(config_for(pa, pb, "high_water = 65536\nlow_water = 16384\n")), 16384);
+    REQUIRE(write_all(client, kHeader));
+    int a = h.accept_backend(la);
+    REQUIRE(a >= 0);
+    int small = 16384;
+    ::setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    set_nonblocking(a);
+    const std::size_t total = 8u << 20;
+    std::string chunk(64 * 1024, '\0');
+    std::size_t written = 0;
+    auto write_more = [&] {
+        for (;;) {
+            if (written == total) return;
+            for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>((written + i) % 251);
+            ssize_t n = ::send(a, chunk.data(), std::min(chunk.size(), total - written), MSG_NOSIGNAL);
+            if (n <= 0) return;
+            written += static_cast<std::size_t>(n);
+        }
+    };
+    // The client reads nothing: the backend can only fill the buffers in between.
+    h.host.run_until([&] {
+        write_more();
+        return false;
+    }, 500);
+    CHECK(written < total / 4);
+    CHECK(written > 65536);
+    CHECK(h.state() == State::Relaying);
+    // Now the client reads everything, and the backend can write the rest.
+    std::size_t got = 0;
+    bool intact = true;
+    char buf[65536];
+    h.host.run_until([&] {
+        write_more();
+        ssize_t n;
+        while ((n = ::recv(client, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+            for (ssize_t i = 0; i < n; ++i)
+                if (static_cast<unsigned char>(buf[i]) != (got + static_cast<std::size_t>(i)) % 251) intact = false;
+            got += static_cast<std::size_t>(n);
+        }
+        return got == total;
+    }, 20000);
+    CHECK(got == total);
+    CHECK(intact);
+    ::close(client);
+    ::close(a);
+    REQUIRE(h.ended());
     ::close(la);
     ::close(lb);
 }
