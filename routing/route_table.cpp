@@ -70,6 +70,7 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<CompileError>> Route
         const RouteSpec& rs = spec.routes[r];
         Route route;
         route.balance = rs.balance;
+        route.hash_key = rs.hash_key;
 
         // Domains.
         std::vector<std::pair<DomainPattern, std::size_t>> patterns;  // valid ones, with item
@@ -170,7 +171,8 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<CompileError>> Route
 
 const std::string& RouteTable::route_name(std::size_t route) const { return routes_.at(route).name; }
 
-std::optional<Decision> RouteTable::lookup(std::string_view listener, std::string_view domain) const {
+std::optional<Decision> RouteTable::lookup(std::string_view listener, std::string_view domain,
+                                           std::string_view room) const {
     if (!index_) return std::nullopt;
     const Index& idx = *index_;
     auto applies = [&](std::size_t r) {
@@ -202,7 +204,8 @@ std::optional<Decision> RouteTable::lookup(std::string_view listener, std::strin
     if (route.balance == Balance::Failover) {
         d.candidates = route.backends;
     } else {
-        d.candidates = rendezvous_order(domain, route.backend_names);
+        bool by_room = route.hash_key == HashKey::Room && !room.empty();
+        d.candidates = rendezvous_order(by_room ? room : domain, route.backend_names);
         for (std::size_t& c : d.candidates) c = route.backends[c];
     }
     return d;

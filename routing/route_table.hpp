@@ -15,12 +15,16 @@
 namespace xs::routing {
 
 enum class Balance { Failover, Hash };
+// What a hash route ranks its backends by: the requested domain, or (on HTTP listeners) the
+// room of the request (`?room=`, with its tenant); a request without a room uses the domain.
+enum class HashKey { Domain, Room };
 
 struct RouteSpec {
     std::string name;                    // empty: defaults to the first domain
     std::vector<std::string> domains;    // exact, "*.suffix" or "*"
     std::vector<std::string> backends;   // backend names, in failover order
     Balance balance = Balance::Failover;
+    HashKey hash_key = HashKey::Domain;
     std::vector<std::string> listeners;  // empty: every listener
 };
 
@@ -62,9 +66,11 @@ public:
     // domain must be normalised (normalize_domain). Precedence: exact, then the longest
     // matching wildcard, then "*"; only routes that apply on `listener` are considered.
     // nullopt: no route matches (host-unknown). Failover: the route's backends in config order;
-    // Hash: rendezvous_order of the route's backend names keyed by `domain`. The only
-    // allocation is the returned candidates vector.
-    std::optional<Decision> lookup(std::string_view listener, std::string_view domain) const;
+    // Hash: rendezvous_order of the route's backend names keyed by `domain`, or by `room` when
+    // the route hashes on rooms and `room` is not empty. The only allocation is the returned
+    // candidates vector.
+    std::optional<Decision> lookup(std::string_view listener, std::string_view domain,
+                                   std::string_view room = {}) const;
 
     const std::vector<std::string>& backends() const { return backends_; }
     std::size_t route_count() const { return routes_.size(); }
@@ -74,6 +80,7 @@ private:
     struct Route {
         std::string name;
         Balance balance = Balance::Failover;
+        HashKey hash_key = HashKey::Domain;
         std::vector<std::size_t> backends;  // indices into backends_
         std::vector<std::string> backend_names;  // the same backends by name (hash keys)
         std::vector<std::string> listeners; // empty: all

@@ -22,6 +22,7 @@ using Millis = std::chrono::milliseconds;
 
 enum class LogFormat { KeyValue, Json };
 enum class TlsMode { Passthrough, Terminate };
+enum class Protocol { Xmpp, Http };
 enum class CheckKind { Stream, Tcp, None };
 
 // Every tunable and its default, in one place.
@@ -60,6 +61,7 @@ struct ListenerConfig {
     double per_ip_rate = 0;               // new connections per second per source address (0: off)
     unsigned per_ip_burst = 0;            // bucket size; 0: max(1, 2 * per_ip_rate)
     std::string see_other_host;           // admission refusals send <see-other-host/> with this
+    Protocol protocol = Protocol::Xmpp;   // http: WebSocket and BOSH (the HTTP front door)
     TlsMode tls = TlsMode::Passthrough;   // terminate: STARTTLS (or Direct TLS) ends at the proxy
     bool direct_tls = false;              // XEP-0368: TLS from the first byte
 };

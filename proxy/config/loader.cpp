@@ -164,6 +164,10 @@ private:
         ListenerConfig l;
         read_section(t, schema::listener_section(), l);
         if (l.tls == TlsMode::Terminate) terminating_.push_back(t.get("tls"));
+        if (l.protocol == Protocol::Http && (l.direct_tls || l.tls == TlsMode::Terminate))
+            add(t.get("protocol")->source(),
+                "protocol = \"http\" serves plaintext HTTP here (TLS for it stays in front, e.g. "
+                "nginx): drop 'tls' and 'direct_tls' on this listener");
         listener_nodes_.push_back(&t);
         spec_.listeners.push_back(l.name);
         cfg_->listeners.push_back(std::move(l));

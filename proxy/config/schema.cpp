@@ -21,6 +21,9 @@ constexpr Choice kChecks[] = {{"stream", int(CheckKind::Stream)},
                               {"none", int(CheckKind::None)}};
 constexpr Choice kBalances[] = {{"failover", int(routing::Balance::Failover)},
                                 {"hash", int(routing::Balance::Hash)}};
+constexpr Choice kHashKeys[] = {{"domain", int(routing::HashKey::Domain)},
+                                {"room", int(routing::HashKey::Room)}};
+constexpr Choice kProtocols[] = {{"xmpp", int(Protocol::Xmpp)}, {"http", int(Protocol::Http)}};
 
 using P = ProxySettings;
 const Key<P> kProxy[] = {
@@ -66,6 +69,10 @@ const Key<L> kListener[] = {
             "address to listen on; `\"[::]:5222\"` is IPv6 only (add a listener per family); "
             "port 0: a free port")
         .required(),
+    enumeration("protocol", enum_field<&L::protocol>(), kProtocols,
+                "`xmpp`: XMPP streams (RFC 6120); `http`: HTTP/1.1 for XMPP over WebSocket "
+                "(RFC 7395, `/xmpp-websocket`) and BOSH (XEP-0206, `/http-bind`), routed on the "
+                "Host header and, with a route's `hash_key = \"room\"`, on `?room=`"),
     strings("namespaces", &L::namespaces,
             "content namespaces served; a stream header with another one gets `<invalid-namespace/>`")
         .items(kNamespaces, "namespace")
@@ -124,6 +131,10 @@ const Key<RouteSpec> kRoute[] = {
     enumeration("balance", enum_field<&RouteSpec::balance>(), kBalances,
                 "`failover`: the backends in list order; `hash`: in the order of a rendezvous "
                 "hash of the domain"),
+    enumeration("hash_key", enum_field<&RouteSpec::hash_key>(), kHashKeys,
+                "what `balance = \"hash\"` ranks by: `domain`, or `room` (HTTP listeners: the "
+                "`?room=` value with its tenant, so a room's participants share one backend; a "
+                "request without a room hashes on the domain)"),
     strings("listeners", &RouteSpec::listeners,
             "listener names the route applies on; `[]`: every listener"),
 };

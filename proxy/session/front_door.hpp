@@ -31,8 +31,9 @@ enum class Step {
 };
 
 struct RouteKey {
-    std::string match;      // the requested name as received (stream 'to', SNI): normalised
-    bool has_match = false; // by the session, then looked up in the route table
+    std::string match;      // the requested name as received (stream 'to', SNI, Host):
+    bool has_match = false; // normalised by the session, then looked up in the route table
+    std::string hash;       // what a route with hash_key = "room" ranks by (empty: the domain)
 };
 
 struct Verdict {
@@ -57,6 +58,7 @@ struct DoorContext {
     const config::Config& cfg;
     const config::ListenerConfig& listener;
     SessionHost& host;
+    std::string client_ip;  // the peer's address, for X-Forwarded-For
 };
 
 class FrontDoor {
@@ -80,8 +82,8 @@ public:
                                 std::string_view detail) const = 0;
 };
 
-// The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, or
-// Direct TLS passthrough by SNI.
+// The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, Direct
+// TLS passthrough by SNI, or HTTP (WebSocket and BOSH).
 std::unique_ptr<FrontDoor> make_front_door(const DoorContext& ctx);
 
 }  // namespace xs::session

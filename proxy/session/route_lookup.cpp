@@ -5,7 +5,7 @@
 namespace xs::session {
 
 Lookup lookup_route(const config::Config& cfg, const config::ListenerConfig& listener,
-                    std::string_view raw, bool has_name) {
+                    std::string_view raw, bool has_name, std::string_view hash) {
     Lookup out;
     if (!has_name) {
         out.why = "no 'to' (or no SNI)";
@@ -18,7 +18,7 @@ Lookup lookup_route(const config::Config& cfg, const config::ListenerConfig& lis
         return out;
     }
     out.domain = std::move(*domain);
-    out.decision = cfg.routes->lookup(listener.name, out.domain);
+    out.decision = cfg.routes->lookup(listener.name, out.domain, hash);
     if (!out.decision) out.why = "no route for this domain";
     return out;
 }

@@ -17,7 +17,8 @@ struct Lookup {
     std::string why;                            // when refused
 };
 
+// `hash`: what a route with hash_key = "room" ranks its backends by (empty: the domain).
 Lookup lookup_route(const config::Config& cfg, const config::ListenerConfig& listener,
-                    std::string_view raw, bool has_name);
+                    std::string_view raw, bool has_name, std::string_view hash = {});
 
 }  // namespace xs::session

@@ -1,6 +1,7 @@
 // Session lifecycle: accept, the front door's verdicts, routing, timeouts, refusal, finish.
 #include "session/session.hpp"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -42,7 +43,7 @@ void Session::start(int fd, const sockaddr_storage& peer) {
         return;
     }
     uv_tcp_nodelay(&client_, 1);
-    door_ = make_front_door(DoorContext{cfg(), listener(), host_});
+    door_ = make_front_door(DoorContext{cfg(), listener(), host_, peer_ip()});
     if (const auto& lim = snap_->rt->limiters[listener_];
         lim && !lim->allow(reinterpret_cast<sockaddr*>(&peer_), uv_now(host_.loop()))) {
         listener_cell_->rate_limited.add();
@@ -102,7 +103,7 @@ void Session::on_verdict(Verdict v) {
 // see on_client_bytes), so that they can be replayed to the next candidate. The client is still
 // read meanwhile, so a client that goes away is noticed at once rather than at the next timeout.
 void Session::route(RouteKey key, std::string replay) {
-    Lookup l = lookup_route(cfg(), listener(), key.match, key.has_match);
+    Lookup l = lookup_route(cfg(), listener(), key.match, key.has_match, key.hash);
     domain_ = std::move(l.domain);
     if (!l.decision) {
         refuse(StreamCondition::HostUnknown, domain_, l.why);
@@ -231,6 +232,15 @@ void Session::log_end() {
     if (refused_) e.condition = routing::to_string(condition_);
     e.error = is_error(reason_);
     host_.session_log(e);
+}
+
+std::string Session::peer_ip() const {
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (peer_.sin6_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer_)->sin_addr, buf, sizeof buf);
+    else if (peer_.sin6_family == AF_INET6)
+        inet_ntop(AF_INET6, &peer_.sin6_addr, buf, sizeof buf);
+    return buf;
 }
 
 void Session::on_close(uv_handle_t* h) {

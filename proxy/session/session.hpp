@@ -109,6 +109,7 @@ private:
     void end_later(EndReason r);
     void settle();
     void log_end();
+    std::string peer_ip() const;
     void on_handle_closed(uv_handle_t* h);
 
     // backends (connect.cpp)

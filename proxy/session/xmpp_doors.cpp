@@ -6,6 +6,7 @@
 #include "routing/stream_error.hpp"
 #include "session/host.hpp"
 #include "session/route_lookup.hpp"
+#include "session/http_door.hpp"
 #include "session/sni_door.hpp"
 
 namespace xs::session {
@@ -157,6 +158,7 @@ std::string DirectTlsDoor::refusal(StreamCondition c, std::string_view domain, s
 
 std::unique_ptr<FrontDoor> make_front_door(const DoorContext& ctx) {
     const auto& l = ctx.listener;
+    if (l.protocol == config::Protocol::Http) return std::make_unique<HttpDoor>(ctx);
     if (l.tls == config::TlsMode::Terminate)
         return l.direct_tls ? std::unique_ptr<FrontDoor>(std::make_unique<DirectTlsDoor>(ctx))
                             : std::make_unique<StartTlsDoor>(ctx);

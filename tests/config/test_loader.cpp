@@ -169,3 +169,40 @@ TEST_CASE("a missing file is one clear error", "[config][loader]") {
     REQUIRE(r.errors.size() == 1);
     CHECK(r.errors[0].to_string().rfind("/nonexistent/xs.toml:1:1: cannot open file", 0) == 0);
 }
+
+TEST_CASE("http listeners: protocol and hash_key load; TLS on them is an error with its position",
+          "[config][loader]") {
+    const char* ok = R"([[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+protocol = "http"
+[[backend]]
+name = "s1"
+address = "127.0.0.1:3"
+[[route]]
+domains = ["meet.example.com"]
+backends = ["s1"]
+balance = "hash"
+hash_key = "room"
+)";
+    auto r = xs::config::load_config_string(ok, "t.toml");
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->listeners[0].protocol == xs::config::Protocol::Http);
+    auto d = r.config->routes->lookup("web", "meet.example.com", "r1");
+    REQUIRE(d);
+    auto e = errors_of(R"([[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+protocol = "http"
+direct_tls = true
+[[backend]]
+name = "s1"
+address = "127.0.0.1:3"
+[[route]]
+domains = ["*"]
+backends = ["s1"]
+hash_key = "rooms"
+)");
+    CHECK(has(e, "t.toml:4:12: protocol = \"http\" serves plaintext HTTP here"));
+    CHECK(has(e, "t.toml:12:12:"));
+}

@@ -68,7 +68,7 @@ Verdict feed_cut(FrontDoor& d, const std::string& in, std::size_t cut, std::stri
 TEST_CASE("plain XMPP door: route on the header in every split, replaying every byte", "[doors]") {
     FakeHost host;
     auto snap = snapshot_from(kToml);
-    DoorContext ctx{*snap->cfg, snap->cfg->listeners[0], host};
+    DoorContext ctx{*snap->cfg, snap->cfg->listeners[0], host, "127.0.0.1"};
     for (const std::string& in : {kSlixmpp, kGoXmpp}) {
         for (std::size_t cut = 0; cut < in.size(); ++cut) {
             auto door = make_front_door(ctx);
@@ -100,7 +100,7 @@ TEST_CASE("STARTTLS door: offer, <proceed/> and StartTls in every split (go-xmpp
     FakeHost host;
     auto snap = snapshot_from(kToml);
     auto listener = as_kind(*snap->cfg, config::TlsMode::Terminate, false);
-    DoorContext ctx{*snap->cfg, listener, host};
+    DoorContext ctx{*snap->cfg, listener, host, "127.0.0.1"};
     for (const std::string& header : {kSlixmpp, kGoXmpp}) {
         std::string in = header + kStartTls;
         for (std::size_t cut = 0; cut < in.size(); ++cut) {
@@ -145,7 +145,7 @@ TEST_CASE("SNI door: route on a real ClientHello in every split; no words on ref
     FakeHost host;
     auto snap = snapshot_from(kToml);
     auto listener = as_kind(*snap->cfg, config::TlsMode::Passthrough, true);
-    DoorContext ctx{*snap->cfg, listener, host};
+    DoorContext ctx{*snap->cfg, listener, host, "127.0.0.1"};
     std::string hello = file("tests/fuzz/corpus/fuzz_client_hello/tls13-sni-alpn.bin");
     REQUIRE(hello.size() > 100);
     for (std::size_t cut = 0; cut < hello.size(); cut += (cut < 64 ? 1 : 37)) {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "routing/rendezvous.hpp"
 #include "routing/route_table.hpp"
 
@@ -237,4 +239,31 @@ TEST_CASE("route table: hash routes keep domains on their backend", "[route_tabl
         CHECK(a->candidates == b->candidates);
         CHECK(t->lookup("c2s", d)->candidates == a->candidates);
     }
+}
+
+TEST_CASE("route table: hash_key = room ranks by the room, else by the domain", "[route_table]") {
+    TableSpec spec;
+    spec.backends = {"s1", "s2", "s3"};
+    spec.listeners = {"web"};
+    spec.routes = {route({"meet.example.com"}, {"s1", "s2", "s3"}, "rooms", {}, Balance::Hash)};
+    spec.routes[0].hash_key = HashKey::Room;
+    auto t = compile_ok(spec);
+    std::vector<std::string> names = {"s1", "s2", "s3"};
+    std::set<std::size_t> firsts;
+    for (int i = 0; i < 30; ++i) {
+        std::string room = "room" + std::to_string(i);
+        auto d = t->lookup("web", "meet.example.com", room);
+        REQUIRE(d);
+        CHECK(d->candidates == rendezvous_order(room, names));
+        firsts.insert(d->candidates[0]);
+    }
+    CHECK(firsts.size() == 3);  // one domain's rooms spread over every backend
+    auto no_room = t->lookup("web", "meet.example.com", "");
+    REQUIRE(no_room);
+    CHECK(no_room->candidates == rendezvous_order("meet.example.com", names));
+    // A domain-hashed route ignores the room.
+    spec.routes[0].hash_key = HashKey::Domain;
+    auto by_domain = compile_ok(spec);
+    CHECK(by_domain->lookup("web", "meet.example.com", "room1")->candidates ==
+          rendezvous_order("meet.example.com", names));
 }

@@ -1,0 +1,89 @@
+#include "session/http_door.hpp"
+
+#include "config/config.hpp"
+#include "routing/http_lines.hpp"
+#include "routing/http_response.hpp"
+#include "routing/http_route_key.hpp"
+
+namespace xs::session {
+
+using routing::HeadStatus;
+using routing::StreamCondition;
+
+Verdict HttpDoor::refuse(int status, std::string detail) {
+    status_ = status;
+    Verdict v;
+    v.step = Step::Refuse;
+    v.condition = status == 408 ? StreamCondition::ConnectionTimeout : StreamCondition::BadFormat;
+    v.detail = std::move(detail);
+    return v;
+}
+
+Verdict HttpDoor::feed(std::string_view bytes) {
+    bytes_.append(bytes);
+    switch (reader_.feed(bytes)) {
+        case HeadStatus::NeedMore:
+            return {};
+        case HeadStatus::Reject:
+            return refuse(reader_.reject_status(), reader_.detail());
+        case HeadStatus::Done:
+            break;
+    }
+    const routing::HttpRequestHead& head = reader_.head();
+    std::string why;
+    auto key = routing::http_route_key(head, &why);
+    if (!key) return refuse(400, why);
+    if (key->endpoint == routing::HttpEndpoint::WebSocket && head.websocket_upgrade()) {
+        bool xmpp = false;
+        for (const auto& p : head.ws_protocols) xmpp = xmpp || p == "xmpp";
+        if (!xmpp) return refuse(400, "WebSocket upgrade without Sec-WebSocket-Protocol: xmpp (RFC 7395)");
+    }
+    Verdict v;
+    v.step = Step::Route;
+    v.key.match = head.host;
+    v.key.has_match = !head.host.empty();
+    v.key.hash = key->hash_key;
+    std::string out = routing::render_backend_head(head, ctx_.client_ip, false);
+    if (!head.websocket_upgrade()) out = with_connection_close(out);
+    out.append(bytes_, head.head_bytes, std::string::npos);  // body bytes read with the head
+    v.replay = std::move(out);
+    return v;
+}
+
+int HttpDoor::status_for(StreamCondition c) {
+    switch (c) {
+        case StreamCondition::HostUnknown: return 404;
+        case StreamCondition::ConnectionTimeout: return 408;
+        case StreamCondition::RemoteConnectionFailed: return 502;
+        case StreamCondition::PolicyViolation:  // admission and per-address rate refusals
+        case StreamCondition::SeeOtherHost: return 503;
+        default: return 400;
+    }
+}
+
+std::string HttpDoor::refusal(StreamCondition c, std::string_view, std::string_view detail) const {
+    int status = status_ != 0 ? status_ : status_for(c);
+    return routing::http_error_response(status, {}, detail);
+}
+
+std::string with_connection_close(std::string_view head) {
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < head.size()) {
+        std::size_t eol = head.find("\r\n", pos);
+        if (eol == std::string_view::npos) eol = head.size();
+        std::string_view line = head.substr(pos, eol - pos);
+        pos = eol + 2;
+        if (line.empty()) {
+            out += "Connection: close\r\n\r\n";
+            out.append(head.substr(std::min(pos, head.size())));
+            return out;
+        }
+        if (line.size() >= 11 && routing::http::iequals(line.substr(0, 11), "connection:")) continue;
+        out.append(line);
+        out += "\r\n";
+    }
+    return out;
+}
+
+}  // namespace xs::session

@@ -1,0 +1,204 @@
+// The HTTP front door through a real Session (loopback sockets, fake host): rooms hashed over
+// the backends, the replayed head (X-Forwarded-For, X-Forwarded-Proto, Connection: close for
+// BOSH), the WebSocket upgrade relayed, and refusals as HTTP responses.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "fake_host.hpp"
+#include "routing/rendezvous.hpp"
+
+using namespace xs;
+using namespace xs::test;
+using session::State;
+
+namespace {
+
+std::string http_config(int pa, int pb) {
+    return "[proxy]\nheader_timeout = \"300ms\"\nclose_linger = \"300ms\"\n"
+           "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\nprotocol = \"http\"\n"
+           "[[backend]]\nname = \"shard-1\"\naddress = \"127.0.0.1:" + std::to_string(pa) + "\"\n"
+           "[[backend]]\nname = \"shard-2\"\naddress = \"127.0.0.1:" + std::to_string(pb) + "\"\n"
+           "[[route]]\nname = \"rooms\"\ndomains = [\"meet.example.com\"]\n"
+           "backends = [\"shard-1\", \"shard-2\"]\nbalance = \"hash\"\nhash_key = \"room\"\n";
+}
+
+std::string upgrade(const std::string& room, const std::string& host = "meet.example.com") {
+    return "GET /xmpp-websocket?room=" + room + " HTTP/1.1\r\nHost: " + host + ":443\r\n"
+           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n";
+}
+
+struct Web {
+    FakeHost host;
+    int front = -1, front_port = 0;
+    int la = -1, lb = -1, pa = 0, pb = 0;
+    std::shared_ptr<const session::Snapshot> snap;
+    Web() {
+        front = listen_loopback(&front_port);
+        la = listen_loopback(&pa);
+        lb = listen_loopback(&pb);
+        set_nonblocking(la);
+        set_nonblocking(lb);
+        snap = snapshot_from(http_config(pa, pb));
+    }
+    ~Web() {
+        for (int fd : {front, la, lb}) ::close(fd);
+    }
+    int open() {
+        int client = connect_loopback(front_port);
+        int fd = accept_one(front);
+        REQUIRE(fd >= 0);
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
+        (new session::Session(host, snap, 0))->start(fd, peer);
+        return client;
+    }
+    // Which backend took the connection: 0 (shard-1), 1 (shard-2) or -1; its fd in *fd.
+    int accepted(int* fd) {
+        int which = -1;
+        host.run_until([&] {
+            if (which >= 0) return true;  // run_until asks once more at the end
+            if ((*fd = ::accept(la, nullptr, nullptr)) >= 0) which = 0;
+            else if ((*fd = ::accept(lb, nullptr, nullptr)) >= 0) which = 1;
+            return which >= 0;
+        });
+        return which;
+    }
+    std::string pump_read(int fd, std::size_t n, int ms = 2000) {
+        std::string got;
+        host.run_until([&] {
+            got += read_some(fd, 1);
+            return got.size() >= n;
+        }, ms);
+        return got;
+    }
+    std::string read_until(int fd, std::string_view end, int ms = 2000) {
+        std::string got;
+        host.run_until([&] {
+            got += read_some(fd, 1);
+            return got.find(end) != std::string::npos;
+        }, ms);
+        return got;
+    }
+};
+
+int expected_backend(const std::string& key) {
+    return static_cast<int>(routing::rendezvous_order(key, {"shard-1", "shard-2"})[0]);
+}
+
+}  // namespace
+
+TEST_CASE("http door: a WebSocket upgrade goes to its room's backend and frames relay unchanged", "[http]") {
+    Web w;
+    int client = w.open();
+    REQUIRE(write_all(client, upgrade("Room%31")));  // decoded and lower-cased: "room1"
+    int b = -1;
+    int which = w.accepted(&b);
+    REQUIRE(which >= 0);
+    CHECK(which == expected_backend("room1"));
+    std::string head = w.read_until(b, "\r\n\r\n");
+    CHECK(head.rfind("GET /xmpp-websocket?room=Room%31 HTTP/1.1\r\nHost: meet.example.com:443\r\n", 0) == 0);
+    CHECK(head.find("X-Forwarded-For: 127.0.0.1\r\n") != std::string::npos);
+    CHECK(head.find("X-Forwarded-Proto: http\r\n") != std::string::npos);
+    CHECK(head.find("Connection: Upgrade\r\n") != std::string::npos);
+    std::string answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Protocol: xmpp\r\n\r\n";
+    REQUIRE(write_all(b, answer));
+    CHECK(w.pump_read(client, answer.size()) == answer);
+    std::string frame = "\x81\x85\x01\x02\x03\x04" + std::string("<a/>x");
+    REQUIRE(write_all(client, frame));
+    CHECK(w.pump_read(b, frame.size()) == frame);
+    ::close(client);
+    ::close(b);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
+
+TEST_CASE("http door: a room always reaches the same backend; rooms spread over both", "[http]") {
+    Web w;
+    std::set<int> used;
+    for (int i = 0; i < 12; ++i) {
+        std::string room = "r" + std::to_string(i % 6);
+        int client = w.open();
+        REQUIRE(write_all(client, upgrade(room)));
+        int b = -1;
+        int which = w.accepted(&b);
+        CHECK(which == expected_backend(room));
+        used.insert(which);
+        REQUIRE(write_all(b, "HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+        CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 101", 0) == 0);
+        ::close(client);
+        ::close(b);
+        REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    }
+    CHECK(used.size() == 2);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
+
+TEST_CASE("http door: BOSH requests go out with Connection: close and their body", "[http]") {
+    Web w;
+    int client = w.open();
+    std::string body = "<body rid='1' xmlns='http://jabber.org/protocol/httpbind' to='meet.example.com'/>";
+    std::string req = "POST /tenant/http-bind?room=abc HTTP/1.1\r\nHost: meet.example.com\r\n"
+                      "Connection: keep-alive\r\nContent-Type: text/xml\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n";
+    REQUIRE(write_all(client, req + body.substr(0, 10)));
+    int b = -1;
+    int which = w.accepted(&b);
+    CHECK(which == expected_backend("tenant/abc"));
+    REQUIRE(write_all(client, body.substr(10)));
+    std::string got = w.read_until(b, "httpbind' to='meet.example.com'/>");
+    CHECK(got.find("Connection: close\r\n") != std::string::npos);
+    CHECK(got.find("keep-alive") == std::string::npos);
+    REQUIRE(got.size() >= body.size());
+    CHECK(got.substr(got.size() - body.size()) == body);
+    std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    REQUIRE(write_all(b, answer));
+    ::close(b);  // the backend closes after its answer; the session flushes it and ends
+    CHECK(w.pump_read(client, answer.size()) == answer);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(client);
+}
+
+TEST_CASE("http door: refusals are HTTP responses", "[http]") {
+    Web w;
+    struct Case {
+        std::string in;
+        std::string status;
+    } cases[] = {
+        {"GARBAGE\r\n\r\n", "HTTP/1.1 400 "},
+        {upgrade("x", "elsewhere.example"), "HTTP/1.1 404 "},
+        {"POST /http-bind?room=a HTTP/1.1\r\nHost: meet.example.com\r\nContent-Length: 3\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /xmpp-websocket?room=a HTTP/1.1\r\nHost: meet.example.com\r\nUpgrade: websocket\r\n"
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+         "Sec-WebSocket-Version: 13\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /x HTTP/1.1\r\nHost: meet.example.com\r\nX-Big: " + std::string(20000, 'a'), "HTTP/1.1 431 "},
+        {"GET /xmpp-websocket HTTP/1.1\r\nHost: meet.example.com\r\n", "HTTP/1.1 408 "},  // never ends
+    };
+    for (const auto& c : cases) {
+        INFO(c.in.substr(0, 60));
+        int client = w.open();
+        REQUIRE(write_all(client, c.in));
+        std::string got = w.read_until(client, "\r\n\r\n", 1500);
+        CHECK(got.rfind(c.status, 0) == 0);
+        ::close(client);
+        REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    }
+}
+
+TEST_CASE("http door: every candidate down is a 502", "[http]") {
+    Web w;
+    ::close(w.la);
+    ::close(w.lb);
+    w.la = w.lb = -1;
+    int client = w.open();
+    REQUIRE(write_all(client, upgrade("r")));
+    std::string got = w.read_until(client, "\r\n\r\n");
+    CHECK(got.rfind("HTTP/1.1 502 ", 0) == 0);
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
