@@ -19,8 +19,21 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
+# npm: Debian's package, unless the installed nodejs bundles npm itself (and conflicts with it).
+command -v npm >/dev/null 2>&1 || dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q 'install ok installed' || missing+=(npm)
+web_deps() {  # tests/web's npm packages (strophe.js & co.): npm ci when missing or the lock changed
+  local web stamp sum
+  web="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/web"
+  stamp="$web/node_modules/.xs-lock.sha256"
+  sum="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
+  { npm ci --prefix "$web" --no-audit --no-fund --loglevel=error && echo "$sum" >"$stamp"; } ||
+    echo "setup: npm ci in $web failed: test_http_front.py cannot run" >&2
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all packages present"
+  web_deps
   exit 0
 fi
 
@@ -35,4 +48,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
   $SUDO systemctl stop prosody || true
 fi
+web_deps
 echo "setup: done"

@@ -1,0 +1,306 @@
+"""The HTTP front door: Jitsi Meet's XMPP over WebSocket (RFC 7395) and BOSH (XEP-0206) through
+a `protocol = "http"` listener, rooms hashed over three real Prosody instances (`hash_key =
+"room"`), with strophe.js participants under Node (tests/web/participant.mjs) and a stdlib
+WebSocket client (http_support.WsXmpp).
+
+test_harness_direct runs without the proxy (clients straight at one Prosody's HTTP port) and
+proves the harness. Every other test needs a proxy whose `--check` accepts the http listener
+and the room hash; while it rejects those keys they are skipped ("proxy has no http listener
+yet"), and they run as soon as it accepts them. Placement is read on the backend side: the
+instance whose log shows a participant's JID authenticating.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("http_support")
+
+import http_support as hs  # noqa: E402
+from conftest import DEFAULT_PROXY_OPTS  # noqa: E402
+from xs_local import free_port  # noqa: E402
+
+SHARDS = 3
+HEADER_TIMEOUT = 2.0
+PROXY_OPTS = {**DEFAULT_PROXY_OPTS, "header_timeout": f"{HEADER_TIMEOUT:g}s",
+              "max_header_bytes": 4096}
+SKIP_REASON = "proxy has no http listener yet"
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+
+@pytest.fixture(scope="module")
+def shards(base_dir):
+    problem = hs.node_ready()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    s = hs.HttpShards(base_dir / "http-shards", SHARDS)
+    try:
+        s.start()
+    except Exception as e:  # noqa: BLE001
+        s.stop()
+        pytest.fail(f"could not start the HTTP Prosody shards: {e}", pytrace=False)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def live_shards(shards):
+    """The shards, all running before the test (a test may kill one) and after it."""
+    shards.ensure_running()
+    yield shards
+    shards.ensure_running()
+
+
+@pytest.fixture
+def workdir(base_dir, request) -> Path:
+    d = base_dir / "http-front" / request.node.name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def http_config(shards: hs.HttpShards, port: int) -> "hs.ProxyConfig":
+    cfg = shards.proxy_config(PROXY_OPTS)
+    cfg.listeners.insert(0, {"name": "web", "bind": f"127.0.0.1:{port}", "protocol": "http"})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def http_supported(proxy_bin, shards, base_dir) -> bool:
+    """Skip (not fail) while the proxy's --check rejects `protocol` / `hash_key`."""
+    d = base_dir / "http-front"
+    d.mkdir(parents=True, exist_ok=True)
+    path = http_config(shards, free_port()).write(d / "check.toml")
+    r = subprocess.run([str(proxy_bin), "--check", "--config", str(path)], capture_output=True,
+                       text=True, timeout=30)
+    out = (r.stdout + r.stderr).strip()
+    if r.returncode != 0:
+        if re.search(r"unknown key '(protocol|hash_key)'|'protocol'|hash_key", out):
+            pytest.skip(SKIP_REASON)
+        pytest.fail(f"--check refused the test's http config:\n{out}\n{path.read_text()}",
+                    pytrace=False)
+    return True
+
+
+def start_proxy(factory, shards: hs.HttpShards):
+    port = free_port()
+    return factory.start(http_config(shards, port))
+
+
+@pytest.fixture(scope="module")
+def web(http_supported, module_proxies, shards):
+    """A proxy with the http listener `web` in front of the shards, shared by the module."""
+    return start_proxy(module_proxies, shards)
+
+
+def check_rooms(res: hs.PlanResult, rooms: dict[str, int], chat: bool = False) -> None:
+    """Every participant joined and saw exactly the nicks of its room (and chatted)."""
+    assert not res.failures(), res.summary()
+    joined = res.joined
+    assert len(joined) == sum(rooms.values()), res.summary()
+    for e in joined:
+        want = {f"p{i}" for i in range(rooms[e["room"]])}
+        assert set(e["occupants"]) == want, f"{e['id']} saw {e['occupants']}, want {sorted(want)}"
+    if chat:
+        assert len(res.of("chat")) == len(joined), res.summary()
+
+
+def one_instance_each(placed: dict[str, set[str]]) -> dict[str, str]:
+    bad = {r: sorted(s) for r, s in placed.items() if len(s) != 1 or "?" in s}
+    assert not bad, f"rooms whose participants are not all on one instance: {bad}"
+    return {r: next(iter(s)) for r, s in placed.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# the harness itself, no proxy
+
+@pytest.mark.timeout(60)
+def test_harness_direct(live_shards, workdir):
+    """WebSocket and BOSH strophe.js participants and the Python WebSocket client meet in a room
+    straight on one instance; the instance refuses an upgrade without `xmpp`."""
+    sh = live_shards.instances[0]
+    port = sh.http_port
+    since = live_shards.marks()
+    parts = hs.participants(port, {"direct": 4}, bosh_every=2)      # p1, p3 over BOSH
+    meeting = hs.Meeting(hs.make_plan(parts, chat=True, timeout=15), workdir)
+    try:
+        joined = meeting.ready(40)
+        assert len(joined) == 4 and all(e["ok"] for e in joined), joined
+        assert {e["transport"] for e in joined} == {"websocket", "bosh"}
+        for e in joined:
+            assert set(e["occupants"]) == {"p0", "p1", "p2", "p3"}, e
+        chats = meeting.since(0, "chat")
+        assert len(chats) == 4 and all(c["ok"] for c in chats), chats
+
+        py = hs.WsXmpp(port, "direct")
+        try:
+            jid = py.login_anonymous()
+            seen = py.join("direct", "py")
+            assert seen == {"p0", "p1", "p2", "p3", "py"}, seen
+            assert py.ping()
+        finally:
+            py.close()
+        ok, chats = meeting.chat()
+        assert ok, chats
+        assert meeting.status() == {e["id"]: True for e in joined}
+    finally:
+        rc = meeting.close()
+    assert rc == 0, meeting.stderr()[-2000:]
+    where = live_shards.placement([e["jid"] for e in joined] + [jid], since)
+    assert all(v == [sh.name] for v in where.values()), where
+
+    assert hs.http_raw(port, hs.upgrade_request("/xmpp-websocket?room=direct", protocol=None)).status == 501
+    assert hs.http_raw(port, hs.bosh_session_request(room="direct")).status == 200
+
+
+# --------------------------------------------------------------------------------------------
+# through the proxy
+
+@pytest.mark.timeout(90)
+def test_rooms_spread_over_instances(web, live_shards, workdir, figures):
+    """20 rooms of 5 (one participant in four over BOSH): everyone sees everyone of its room,
+    messages go round, each room on one instance, the rooms on more than one."""
+    rooms = {f"spread{i:02d}": 5 for i in range(20)}
+    since = live_shards.marks()
+    t0 = time.monotonic()
+    res = hs.run_plan(hs.make_plan(hs.participants(web.port, rooms, bosh_every=4), chat=True,
+                                   timeout=30), workdir, timeout=80)
+    elapsed = time.monotonic() - t0
+    check_rooms(res, rooms, chat=True)
+    assert res.rc == 0, res.summary()
+    assert sum(e["transport"] == "bosh" for e in res.joined) == 25
+    placed = one_instance_each(live_shards.room_instances(res.joined, since))
+    per = {i.name: sum(1 for v in placed.values() if v == i.name) for i in live_shards.instances}
+    figures["http front: 20 rooms x 5 over the shards"] = f"{per} in {elapsed:.1f}s"
+    assert sum(1 for n in per.values() if n) > 1, per
+
+
+@pytest.mark.timeout(60)
+def test_websocket_and_bosh_meet(web, live_shards, workdir):
+    since = live_shards.marks()
+    parts = [{"id": "ws", "url": hs.ws_url(hs.MEET, web.port, "mixed"), "room": "mixed",
+              "nick": "p0", "expect": 2},
+             {"id": "bosh", "url": hs.bosh_url(hs.MEET, web.port, "mixed"), "room": "mixed",
+              "nick": "p1", "expect": 2}]
+    res = hs.run_plan(hs.make_plan(parts, chat=True), workdir)
+    check_rooms(res, {"mixed": 2}, chat=True)
+    assert {e["transport"] for e in res.joined} == {"websocket", "bosh"}
+    one_instance_each(live_shards.room_instances(res.joined, since))
+
+
+@pytest.mark.timeout(60)
+def test_room_always_on_the_same_instance(web, live_shards, workdir):
+    """Two separate meetings of the same rooms, a second apart: each room lands where it did."""
+    rooms = {f"sticky{i}": 2 for i in range(6)}
+    places = []
+    for n in range(2):
+        since = live_shards.marks()
+        res = hs.run_plan(hs.make_plan(hs.participants(web.port, rooms, bosh_every=3 + n)),
+                          workdir)
+        check_rooms(res, rooms)
+        places.append(one_instance_each(live_shards.room_instances(res.joined, since)))
+        time.sleep(1)
+    assert places[0] == places[1]
+
+
+@pytest.mark.timeout(90)
+def test_backend_killed_mid_meeting(http_supported, proxies, live_shards, workdir, figures):
+    """A shard killed under a meeting: its rooms' participants lose their sessions, the rooms on
+    the other shards keep chatting, new joins of its rooms land on a survivor, and the other
+    rooms stay where they were."""
+    proxy = start_proxy(proxies, live_shards)
+    rooms = {f"kill{i:02d}": 2 for i in range(12)}
+    parts = hs.participants(proxy.port, rooms, bosh_every=0)
+    since = live_shards.marks()
+    meeting = hs.Meeting(hs.make_plan(parts, timeout=20), workdir)
+    try:
+        joined = meeting.ready(40)
+        assert all(e["ok"] for e in joined), [e for e in joined if not e["ok"]]
+        before = one_instance_each(live_shards.room_instances(joined, since))
+        used = sorted(set(before.values()))
+        assert len(used) > 1, before
+        victim = live_shards[used[0]]
+        gone = {r for r, i in before.items() if i == victim.name}
+        kept = set(rooms) - gone
+        victim.kill()
+
+        deadline = time.monotonic() + 10
+        while True:
+            st = meeting.status()
+            lost = {pid for pid, c in st.items() if not c}
+            want_lost = {p["id"] for p in parts if p["room"] in gone}
+            if lost >= want_lost or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert lost == want_lost, f"disconnected {sorted(lost)}, expected {sorted(want_lost)}"
+
+        ok, chats = meeting.chat([p["id"] for p in parts if p["room"] in kept])
+        assert ok and len(chats) == 2 * len(kept), chats
+
+        since = live_shards.marks()
+        res = hs.run_plan(hs.make_plan(hs.participants(proxy.port, rooms, nick="q")), workdir)
+        assert not res.failures(), res.summary()
+        after = one_instance_each(live_shards.room_instances(res.joined, since))
+        moved = {r: after[r] for r in gone}
+        assert victim.name not in moved.values(), moved
+        assert {r: after[r] for r in kept} == {r: before[r] for r in kept}
+        figures["http front: rooms moved by a killed shard"] = \
+            f"{len(gone)} of {len(rooms)} ({victim.name}) -> {sorted(set(moved.values()))}"
+    finally:
+        meeting.close()
+        live_shards.ensure_running()
+
+
+@pytest.mark.timeout(90)
+def test_bad_input_while_an_honest_participant_is_served(web, live_shards, workdir):
+    honest = hs.WsXmpp(web.port, "honest")
+    honest.login_anonymous()
+    assert honest.join("honest", "h") == {"h"}
+    p = web.port
+    try:
+        cases = []
+
+        def case(name, reply, want):
+            cases.append(name)
+            assert reply.status == want, f"{name}: got {reply.status}, want {want}: {reply.head[:300]!r}"
+            assert honest.ping(), f"honest participant not served after {name}"
+
+        case("malformed request line", hs.http_raw(p, b"GARBAGE\r\n\r\n"), 400)
+        case("request line without version",
+             hs.http_raw(p, b"GET /xmpp-websocket?room=honest\r\nHost: meet.example.com\r\n\r\n"), 400)
+        case("unknown Host",
+             hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest", host="nope.example.org")), 404)
+        case("head over max_header_bytes",
+             hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest",
+                                               extra=f"X-Pad: {'a' * 8192}\r\n")), 431)
+        drip = [b"GET /http-bind?room=honest HTTP/1.1\r\nHost: meet.example.com\r\nX-Slow: "] + \
+            [b"a"] * int(HEADER_TIMEOUT * 4 + 20)
+        t0 = time.monotonic()
+        r = hs.http_raw(p, drip, gap=0.25, timeout=HEADER_TIMEOUT + 5)
+        took = time.monotonic() - t0
+        case("slowloris head", r, 408)
+        assert HEADER_TIMEOUT - 0.5 <= took <= HEADER_TIMEOUT + 3, f"408 after {took:.2f}s"
+        body = b"<body rid='1' xmlns='http://jabber.org/protocol/httpbind'/>"
+        case("Content-Length with Transfer-Encoding",
+             hs.http_raw(p, b"POST /http-bind?room=honest HTTP/1.1\r\nHost: meet.example.com\r\n"
+                            b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body)
+                            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)), 400)
+        case("upgrade without Sec-WebSocket-Protocol: xmpp (Prosody's refusal relayed)",
+             hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest", protocol=None)), 501)
+
+        late = hs.participants(p, {"honest": 2}, bosh_every=2)
+        for q in late:
+            q["expect"] = 3                   # the honest one is there too
+        res = hs.run_plan(hs.make_plan(late, timeout=15), workdir)
+        assert not res.failures(), res.summary()
+        for e in res.joined:
+            assert set(e["occupants"]) >= {"p0", "p1", "h"}, e
+        assert honest.ping()
+    finally:
+        honest.close()
