@@ -101,12 +101,22 @@ function installResolver(address) {
         }
     }
     globalThis.WebSocket = ResolvingWebSocket;
-    XHR2.nodejsSet({ httpAgent: new http.Agent({ keepAlive: true, lookup }) });
+    agentOptions = { ...agentOptions, lookup };
 }
 
 // xhr2 has no responseXML, and strophe.js 5.0.0 drops the document it parses from responseText
 // itself (Bosh Request.getResponse), so give the response a DOM as a browser's XHR would.
+// Connections are kept alive and pooled per URL (so per room), as a browser tab's would be:
+// one process stands for many browsers, which never share a connection across meetings.
+const agents = new Map();
+let agentOptions = { keepAlive: true };
 class XHR extends XHR2 {
+    open(method, url, ...rest) {
+        super.open(method, url, ...rest);
+        if (!agents.has(url)) agents.set(url, new http.Agent(agentOptions));
+        this.nodejsHttpAgent = agents.get(url);
+    }
+
     get responseXML() {
         if (this.readyState !== 4 || !this.responseText) return null;
         try {
