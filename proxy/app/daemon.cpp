@@ -33,7 +33,8 @@ double unix_now() {
 bool same_check(const config::BackendConfig& a, const config::BackendConfig& b) {
     return a.address_text == b.address_text && a.check == b.check &&
            a.check_interval == b.check_interval && a.check_timeout == b.check_timeout &&
-           a.rise == b.rise && a.fall == b.fall && a.probe_domain == b.probe_domain;
+           a.rise == b.rise && a.fall == b.fall && a.probe_domain == b.probe_domain &&
+           a.check_path == b.check_path;
 }
 
 struct Daemon {

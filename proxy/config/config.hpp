@@ -23,7 +23,7 @@ using Millis = std::chrono::milliseconds;
 enum class LogFormat { KeyValue, Json };
 enum class TlsMode { Passthrough, Terminate };
 enum class Protocol { Xmpp, Http };
-enum class CheckKind { Stream, Tcp, None };
+enum class CheckKind { Stream, Tcp, Http, None };
 
 // Every tunable and its default, in one place.
 struct ProxySettings {
@@ -84,7 +84,9 @@ struct BackendConfig {
     unsigned max_queue = 4096;         // sessions waiting per worker beyond the limits
     Millis queue_timeout{10'000};      // a session waiting longer is refused
     unsigned max_sessions = 0;         // live sessions; 0: no limit
-    std::string probe_domain;          // 'to' of the stream check: first exact domain routed here
+    std::string probe_domain;          // 'to' of the stream check (Host of the http check): first
+                                       // exact domain routed here
+    std::string check_path = "/http-bind";  // the http check's GET
     bool proxy_protocol_v2 = false;    // send a PROXY v2 header (client address, TLS) first
 };
 

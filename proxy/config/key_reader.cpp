@@ -147,6 +147,19 @@ std::optional<Value> read_host_port(const toml::node& n, const schema::KeyInfo& 
     return v;
 }
 
+std::optional<Value> read_url_path(const toml::node& n, const schema::KeyInfo& k, const Report& report) {
+    auto v = read_string(n, k, report);
+    if (!v) return std::nullopt;
+    const std::string& s = std::get<std::string>(v->v);
+    bool ok = !s.empty() && s[0] == '/';
+    for (char c : s) ok = ok && c > ' ' && c < 0x7f;
+    if (!ok) {
+        report(n.source(), quoted(k.name) + " must be an absolute path (\"/...\") of visible ASCII characters");
+        return std::nullopt;
+    }
+    return v;
+}
+
 }  // namespace
 
 std::optional<Value> read_value(const toml::node& n, const schema::KeyInfo& k, const Report& report) {
@@ -165,6 +178,7 @@ std::optional<Value> read_value(const toml::node& n, const schema::KeyInfo& k, c
         case Type::ListenAddress:
         case Type::Address: return read_address(n, k, report);
         case Type::HostPort: return read_host_port(n, k, report);
+        case Type::UrlPath: return read_url_path(n, k, report);
     }
     return std::nullopt;
 }

@@ -53,6 +53,7 @@ constexpr TypeDoc kTypes[] = {
      "is loaded"},
     {Type::HostPort, "host[:port]", "`\"HOST\"` or `\"HOST:PORT\"`, used as written (not resolved)"},
     {Type::Path, "path", "a file name; a relative one is relative to the configuration file's folder"},
+    {Type::UrlPath, "URL path", "`\"/\"` then visible ASCII characters (no spaces)"},
 };
 
 std::string type_text(const schema::KeyInfo& k) {

@@ -18,6 +18,7 @@ constexpr Choice kNamespaces[] = {{routing::kClientNs, 0}, {routing::kComponentN
 constexpr Choice kProxyProtocols[] = {{"none", 0}, {"v2", 1}};
 constexpr Choice kChecks[] = {{"stream", int(CheckKind::Stream)},
                               {"tcp", int(CheckKind::Tcp)},
+                              {"http", int(CheckKind::Http)},
                               {"none", int(CheckKind::None)}};
 constexpr Choice kBalances[] = {{"failover", int(routing::Balance::Failover)},
                                 {"hash", int(routing::Balance::Hash)}};
@@ -103,7 +104,10 @@ const Key<B> kBackend[] = {
                 "details) before the client's bytes"),
     enumeration("check", enum_field<&B::check>(), kChecks,
                 "active health check: `tcp` connects; `stream` also sends a stream header to the "
-                "first exact domain routed here (else `localhost`) and passes on any stream header"),
+                "first exact domain routed here (else `localhost`) and passes on any stream header; "
+                "`http` (backends of HTTP listeners) sends `GET check_path` with that Host and "
+                "passes on a 2xx answer"),
+    url_path("check_path", &B::check_path, "the path the `http` health check requests"),
     duration("check_interval", &B::check_interval, Zero::Refused, "time between two health checks"),
     duration("check_timeout", &B::check_timeout, Zero::Refused, "a health check not passed within this fails"),
     integer("rise", &B::rise, 1, 100, "health checks passed in a row to come back up"),

@@ -31,6 +31,7 @@ enum class Type {
     Address,        // "HOST:PORT" or "[IPV6]:PORT" to connect to, port 1-65535
     HostPort,       // "HOST" or "HOST:PORT" (not resolved)
     Path,           // a file; relative to the configuration file's folder
+    UrlPath,        // an absolute HTTP path: '/' then visible ASCII
 };
 
 struct Choice {
@@ -132,6 +133,11 @@ constexpr EnumAccess<typename MemberOf<decltype(M)>::Struct> enum_field() {
 template <class S>
 constexpr Key<S> string(std::string_view name, std::string S::*f, std::string_view help) {
     return {{.name = name, .type = Type::String, .help = help}, f};
+}
+
+template <class S>
+constexpr Key<S> url_path(std::string_view name, std::string S::*f, std::string_view help) {
+    return {{.name = name, .type = Type::UrlPath, .help = help}, f};
 }
 
 template <class S, class T>

@@ -1,5 +1,6 @@
 #include "upstream/health_checker.hpp"
 
+#include "routing/http_response.hpp"
 #include "routing/proxy_v2.hpp"
 #include "routing/stream_error.hpp"
 #include "upstream/backend_state.hpp"
@@ -16,8 +17,12 @@ HealthChecker::HealthChecker(uv_loop_t* loop, std::shared_ptr<BackendState> stat
         local.local = true;
         routing::proxy_v2::build(local, header_);
     }
-    header_ += "<?xml version='1.0'?><stream:stream to='" + routing::xml_escape(cfg_.probe_domain) +
-               "' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    if (cfg_.check == config::CheckKind::Http)
+        header_ += "GET " + cfg_.check_path + " HTTP/1.1\r\nHost: " + cfg_.probe_domain +
+                   "\r\nUser-Agent: xmpp-shard-health-check\r\nConnection: close\r\n\r\n";
+    else
+        header_ += "<?xml version='1.0'?><stream:stream to='" + routing::xml_escape(cfg_.probe_domain) +
+                   "' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
 }
 
 void HealthChecker::start() {
@@ -100,10 +105,28 @@ void HealthChecker::on_connected(int status) {
 
 void HealthChecker::on_data(ssize_t n, const char* data) {
     if (n < 0) {
-        fail(n == UV_EOF ? "closed before sending a stream header" : uv_strerror(static_cast<int>(n)));
+        const char* what = cfg_.check == config::CheckKind::Http ? "closed before answering"
+                                                                 : "closed before sending a stream header";
+        fail(n == UV_EOF ? what : uv_strerror(static_cast<int>(n)));
         return;
     }
     got_.append(data, static_cast<std::size_t>(n));
+    if (cfg_.check == config::CheckKind::Http) {
+        routing::HttpResponseReader r;
+        switch (r.feed(got_)) {
+            case routing::HeadStatus::NeedMore:
+                if (got_.size() > 16384) fail("answer is not an HTTP response");
+                return;
+            case routing::HeadStatus::Reject:
+                fail("answer is not an HTTP response: " + r.detail());
+                return;
+            case routing::HeadStatus::Done:
+                if (r.head().status >= 200 && r.head().status < 300) pass();
+                else fail("HTTP status " + std::to_string(r.head().status));
+                return;
+        }
+        return;
+    }
     // Any stream header counts (an XMPP server answers even an unknown 'to' with one).
     if (got_.find("stream") != std::string::npos && got_.find('>') != std::string::npos) {
         pass();

@@ -64,6 +64,7 @@ std::string good_value(const schema::KeyInfo& k) {
         case Type::HostPort: return "\"127.0.0.1:5222\"";
         case Type::String:
         case Type::Path: return "\"x\"";
+        case Type::UrlPath: return "\"/x\"";
     }
     return "";
 }
@@ -95,6 +96,9 @@ std::vector<std::pair<std::string, std::string>> bad_values(const schema::KeyInf
         case Type::HostPort: return {{"\"a:b\"", q + ": expected a port number"}};
         case Type::String:
         case Type::Path: return {{"1", q + " must be a string"}};
+        case Type::UrlPath:
+            return {{"\"x\"", q + " must be an absolute path"}, {"\"/a b\"", q + " must be an absolute path"},
+                    {"1", q + " must be a string"}};
     }
     return {};
 }
