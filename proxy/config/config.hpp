@@ -87,6 +87,7 @@ struct BackendConfig {
     std::string probe_domain;          // 'to' of the stream check (Host of the http check): first
                                        // exact domain routed here
     std::string check_path = "/http-bind";  // the http check's GET
+    std::string vnode;                 // serves only HTTP requests with ?vnode= this (visitors)
     bool proxy_protocol_v2 = false;    // send a PROXY v2 header (client address, TLS) first
 };
 

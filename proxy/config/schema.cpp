@@ -108,6 +108,10 @@ const Key<B> kBackend[] = {
                 "`http` (backends of HTTP listeners) sends `GET check_path` with that Host and "
                 "passes on a 2xx answer"),
     url_path("check_path", &B::check_path, "the path the `http` health check requests"),
+    string("vnode", &B::vnode,
+           "a Jitsi visitor node (`prosody-vN`): the backend takes only HTTP requests with "
+           "`?vnode=` this value, and such requests go only to the route's backends of that "
+           "node; `\"\"`: requests without `?vnode=`"),
     duration("check_interval", &B::check_interval, Zero::Refused, "time between two health checks"),
     duration("check_timeout", &B::check_timeout, Zero::Refused, "a health check not passed within this fails"),
     integer("rise", &B::rise, 1, 100, "health checks passed in a row to come back up"),

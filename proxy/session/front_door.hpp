@@ -34,6 +34,7 @@ struct RouteKey {
     std::string match;      // the requested name as received (stream 'to', SNI, Host):
     bool has_match = false; // normalised by the session, then looked up in the route table
     std::string hash;       // what a route with hash_key = "room" ranks by (empty: the domain)
+    std::string vnode;      // HTTP ?vnode=: only the route's backends of that visitor node
 };
 
 struct Verdict {

@@ -43,6 +43,7 @@ Verdict HttpDoor::feed(std::string_view bytes) {
     v.key.match = head.host;
     v.key.has_match = !head.host.empty();
     v.key.hash = key->hash_key;
+    v.key.vnode = key->vnode;
     std::string out = routing::render_backend_head(head, ctx_.client_ip, false);
     if (!head.websocket_upgrade()) out = with_connection_close(out);
     out.append(bytes_, head.head_bytes, std::string::npos);  // body bytes read with the head

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 #include "net/ip_limiter.hpp"
 #include "session/host.hpp"
@@ -111,6 +112,13 @@ void Session::route(RouteKey key, std::string replay) {
     }
     route_name_ = l.decision->route_name;
     candidates_ = std::move(l.decision->candidates);
+    // Backends with a `vnode` serve only the visitors of that node (?vnode=), the others only
+    // requests without one.
+    std::erase_if(candidates_, [&](std::size_t b) { return cfg().backends[b].vnode != key.vnode; });
+    if (candidates_.empty()) {
+        refuse(StreamCondition::HostUnknown, domain_, "no backend of this route serves vnode '" + key.vnode + "'");
+        return;
+    }
     next_candidate_ = 0;
     replay_ = std::move(replay);
     connect_next();

@@ -16,11 +16,11 @@ using session::State;
 
 namespace {
 
-std::string http_config(int pa, int pb) {
+std::string http_config(int pa, int pb, const std::string& b_extra = "") {
     return "[proxy]\nheader_timeout = \"300ms\"\nclose_linger = \"300ms\"\n"
            "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\nprotocol = \"http\"\n"
            "[[backend]]\nname = \"shard-1\"\naddress = \"127.0.0.1:" + std::to_string(pa) + "\"\n"
-           "[[backend]]\nname = \"shard-2\"\naddress = \"127.0.0.1:" + std::to_string(pb) + "\"\n"
+           "[[backend]]\nname = \"shard-2\"\naddress = \"127.0.0.1:" + std::to_string(pb) + "\"\n" + b_extra +
            "[[route]]\nname = \"rooms\"\ndomains = [\"meet.example.com\"]\n"
            "backends = [\"shard-1\", \"shard-2\"]\nbalance = \"hash\"\nhash_key = \"room\"\n";
 }
@@ -36,13 +36,13 @@ struct Web {
     int front = -1, front_port = 0;
     int la = -1, lb = -1, pa = 0, pb = 0;
     std::shared_ptr<const session::Snapshot> snap;
-    Web() {
+    explicit Web(const std::string& b_extra = "") {
         front = listen_loopback(&front_port);
         la = listen_loopback(&pa);
         lb = listen_loopback(&pb);
         set_nonblocking(la);
         set_nonblocking(lb);
-        snap = snapshot_from(http_config(pa, pb));
+        snap = snapshot_from(http_config(pa, pb, b_extra));
     }
     ~Web() {
         for (int fd : {front, la, lb}) ::close(fd);
@@ -199,6 +199,33 @@ TEST_CASE("http door: every candidate down is a 502", "[http]") {
     REQUIRE(write_all(client, upgrade("r")));
     std::string got = w.read_until(client, "\r\n\r\n");
     CHECK(got.rfind("HTTP/1.1 502 ", 0) == 0);
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
+
+TEST_CASE("http door: ?vnode= goes to that visitor node's backend only; others never go there", "[http]") {
+    Web w("vnode = \"v1\"\n");  // shard-2 is visitor node v1
+    for (int i = 0; i < 6; ++i) {
+        std::string room = "r" + std::to_string(i);
+        for (bool visitor : {false, true}) {
+            int client = w.open();
+            std::string req = upgrade(room);
+            if (visitor) req.replace(req.find("room="), 5, "vnode=V1&room=");
+            REQUIRE(write_all(client, req));
+            int b = -1;
+            CHECK(w.accepted(&b) == (visitor ? 1 : 0));
+            REQUIRE(write_all(b, "HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+            CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 101", 0) == 0);
+            ::close(client);
+            ::close(b);
+            REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+        }
+    }
+    int client = w.open();
+    std::string req = upgrade("r");
+    req.replace(req.find("room="), 5, "vnode=v9&room=");
+    REQUIRE(write_all(client, req));
+    CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 404 ", 0) == 0);
     ::close(client);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
 }
