@@ -149,7 +149,7 @@ bool HttpRequestReader::parse_fields() {
             if (++hosts > 1) return lines_.fail(400, "two Host fields"), false;
             std::string why;
             if (!parse_http_host(f.value, head_.host, head_.host_port, &why))
-                return lines_.fail(400, "bad Host '" + printable(f.value) + "': " + why), false;
+                return lines_.fail(400, "bad Host '" + printable(f.value) + "': " + printable(why, 200)), false;
         } else if (iequals(n, "content-length")) {
             if (++lengths > 1) return lines_.fail(400, "two Content-Length fields"), false;
             if (!http::parse_decimal(f.value, head_.content_length))

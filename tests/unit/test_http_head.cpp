@@ -313,3 +313,20 @@ TEST_CASE("http: 414 for a request target over max_target_bytes", "[http]") {
         in, [](const std::vector<std::string_view>& p) { return request_outcome(p, 16384, 99); },
         [](const std::string& whole, const std::string& split) { REQUIRE(split == whole); });
 }
+
+TEST_CASE("http: refusal details are printable ASCII", "[http]") {
+    // regressions/fuzz_http_request/detail-host-non-ascii: normalize_domain's reason quoted the
+    // raw bytes of the Host.
+    const std::string long_label = "GET / HTTP/1.1\r\nHost: " + std::string(70, '\xff') + ".example\r\n\r\n";
+    for (std::string in : {long_label, std::string("GET / HTTP/1.1\r\nHost: \x93\xff.example\r\n\r\n"),
+                           std::string("GET / HTTP/1.1\r\nX\xff: v\r\n\r\n"), std::string("G\xc3\xa9T / HTTP/1.1\r\n\r\n"),
+                           std::string("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \xe2\x80\x8b\r\n\r\n")}) {
+        auto r = read(in);
+        REQUIRE(r.status() == HeadStatus::Reject);
+        CHECK(r.reject_status() == 400);
+        for (unsigned char c : r.detail()) {
+            INFO(r.detail());
+            REQUIRE((c >= 0x20 && c < 0x7F));
+        }
+    }
+}
