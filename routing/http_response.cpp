@@ -122,11 +122,12 @@ bool BodyFramer::step_chunked(unsigned char c) {
             return false;
         }
         if (digits_ == 0) return reject("chunk size expected, got " + printable(std::string(1, static_cast<char>(c)))), false;
-        if (c == ';' || c == ' ' || c == '\t') {
-            st_ = St::Ext;
-            line_ = digits_ + 1;
-            return false;
-        }
+        line_ = digits_;
+        [[fallthrough]];
+    case St::SizeWs:  // BWS after the size: only ';' (an extension) or CR may follow
+        if (++line_ > kMaxLineBytes) return reject("chunk size line too long"), false;
+        if (c == ' ' || c == '\t') return st_ = St::SizeWs, false;
+        if (c == ';') return st_ = St::Ext, false;
         if (c == '\r') return st_ = St::SizeLf, false;
         return reject("bad byte after chunk size: " + printable(std::string(1, static_cast<char>(c)))), false;
     case St::Ext:

@@ -55,8 +55,8 @@ enum class BodyStatus { NeedMore, Done, Reject };
 
 // Tracks a message body after its head. feed() returns how many of `bytes` belong to the body;
 // the rest (after Done) is the next message. Chunked bodies are decoded as a state machine:
-// chunk-size (hex, at most 15 digits), optional extensions (up to kMaxLineBytes, no controls
-// but HTAB), CRLF, data, CRLF, ..., the last chunk "0", trailer fields (each a header line,
+// chunk-size (hex, at most 15 digits), optional SP/HTAB then optional extensions starting with
+// ';' (the line up to kMaxLineBytes, no controls but HTAB), CRLF, data, CRLF, ..., the last chunk "0", trailer fields (each a header line,
 // kMaxTrailerBytes in all), the empty line. Bare LF, a missing CRLF after chunk data, a bad
 // size: Reject. UntilClose never completes: the body ends when the connection does.
 class BodyFramer {
@@ -77,7 +77,7 @@ public:
     const std::string& detail() const { return detail_; }
 
 private:
-    enum class St : std::uint8_t { Size, Ext, SizeLf, Data, DataCr, DataLf, Trailer, TrailerLf };
+    enum class St : std::uint8_t { Size, SizeWs, Ext, SizeLf, Data, DataCr, DataLf, Trailer, TrailerLf };
     BodyFramer(Kind k, std::uint64_t n);
     void reject(std::string why);
     bool step_chunked(unsigned char c);
