@@ -276,9 +276,14 @@ def test_bad_input_while_an_honest_participant_is_served(web, live_shards, workd
              hs.http_raw(p, b"GET /xmpp-websocket?room=honest\r\nHost: meet.example.com\r\n\r\n"), 400)
         case("unknown Host",
              hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest", host="nope.example.org")), 404)
-        case("head over max_header_bytes",
+        case("head over the HTTP head limit (16 KiB)",
              hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest",
-                                               extra=f"X-Pad: {'a' * 8192}\r\n")), 431)
+                                               extra=f"X-Pad: {'a' * 17000}\r\n")), 431)
+        case("a 1 MB head", hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest",
+                                                              extra=f"X-Pad: {'a' * 1_000_000}\r\n")), 431)
+        case("two Content-Length fields",
+             hs.http_raw(p, b"POST /http-bind?room=honest HTTP/1.1\r\nHost: meet.example.com\r\n"
+                            b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), 400)
         drip = [b"GET /http-bind?room=honest HTTP/1.1\r\nHost: meet.example.com\r\nX-Slow: "] + \
             [b"a"] * int(HEADER_TIMEOUT * 4 + 20)
         t0 = time.monotonic()
@@ -291,8 +296,9 @@ def test_bad_input_while_an_honest_participant_is_served(web, live_shards, workd
              hs.http_raw(p, b"POST /http-bind?room=honest HTTP/1.1\r\nHost: meet.example.com\r\n"
                             b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body)
                             + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)), 400)
-        case("upgrade without Sec-WebSocket-Protocol: xmpp (Prosody's refusal relayed)",
-             hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest", protocol=None)), 501)
+        # The proxy refuses it itself (RFC 7395 requires the subprotocol; Prosody would say 501).
+        case("upgrade without Sec-WebSocket-Protocol: xmpp",
+             hs.http_raw(p, hs.upgrade_request("/xmpp-websocket?room=honest", protocol=None)), 400)
 
         late = hs.participants(p, {"honest": 2}, bosh_every=2)
         for q in late:
