@@ -12,6 +12,7 @@ PACKAGES=(
   # tests/integration/test_interop.py: client implementations through every door of the proxy
   go-sendxmpp python3-nbxmpp gir1.2-glib-2.0 glib-networking libstrophe-dev sendxmpp
   libhttp-parser-dev  # tests/unit and tests/fuzz: an oracle for routing/http_head
+  nginx-light  # tests/integration/test_deploy_rooms.py: `nginx -t` on the generated site snippet
 )
 
 missing=()

@@ -5,6 +5,7 @@
     xmpp-shard-deploy certs    PLAN [--out DIR]
     xmpp-shard-deploy check    PLAN [--out DIR] [--cores N] [--proxy BIN]
     xmpp-shard-deploy run      [PLAN] [--out DIR] [--port N] [--free-ports] ...
+    xmpp-shard-deploy where    PLAN ROOM [--tenant T]   (the room shard of ROOM, [jitsi] shards)
 
 Exit codes: 0 fine, 1 a problem was found (listed on stderr), 2 bad usage or a bad plan.
 """
@@ -217,6 +218,20 @@ def cmd_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_where(args) -> int:
+    from .jitsi import room_key, room_shard, shard_backends
+    plan = _load(args)
+    jp = plan.jitsi
+    if jp is None or not jp.shards:
+        raise PlanError(f"{plan.source}: [jitsi] shards is not set: the plan has no room shards")
+    names = plan.instance_names()
+    for room in args.room:
+        k = room_shard(room, names, jp.shards, args.tenant or "")
+        print(f"{room_key(room, args.tenant or '')}: {names[k]} (instance {k}, HTTP backend "
+              f"{shard_backends(names, jp.shards)[k]} 127.0.0.1:{jp.shard_http_port + k})")
+    return 0
+
+
 def cmd_run(args) -> int:
     return runner.run(args)
 
@@ -253,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--proxy", default=None, help="proxy binary for --check (default: found)")
     p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser("where", help="the room shard a room lands on ([jitsi] shards)")
+    p.add_argument("plan", help="the shard plan (TOML)")
+    p.add_argument("room", nargs="+", help="room name (or TENANT/room)")
+    p.add_argument("--tenant", default="", help="the room's tenant (/TENANT/xmpp-websocket)")
+    p.set_defaults(fn=cmd_where)
 
     p = sub.add_parser("run", help="run the plan locally in the foreground (no systemd)")
     runner.add_arguments(p)

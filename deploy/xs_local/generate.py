@@ -153,7 +153,18 @@ def render_files(layout: Layout) -> list[OutFile]:
     if jl is not None:
         ep = component_endpoint(layout)
         pw = layout.password
-        files.append(OutFile("jitsi/jicofo.conf", jitsi.jicofo_conf(jl, jl.main, ep, pw, src), 0o600))
+        if jl.shards:
+            for k in jl.shards:
+                spec = layout.instances[k]
+                sj = jitsi.ShardJicofo(k, spec.name, jitsi.Endpoint(spec.interface, spec.port,
+                                                                    False, False),
+                                       jitsi.JICOFO_REST_PORT + k)
+                files.append(OutFile(f"jitsi/jicofo-{spec.name}.conf",
+                                     jitsi.jicofo_conf(jl, jl.main, ep, pw, src, shard=sj), 0o600))
+            files.append(OutFile("jitsi/nginx-xmpp-shard.conf", jitsi.nginx_snippet(jl.plan, src)))
+            files.append(OutFile(f"systemd/{systemd.JICOFO_TEMPLATE}", systemd.jicofo_template(src)))
+        else:
+            files.append(OutFile("jitsi/jicofo.conf", jitsi.jicofo_conf(jl, jl.main, ep, pw, src), 0o600))
         for k in range(1, jl.plan.bridges + 1):
             name = "jvb.conf" if k == 1 else f"jvb-{k}.conf"
             files.append(OutFile(f"jitsi/{name}", jitsi.jvb_conf(jl, k, ep, pw, src), 0o600))
@@ -192,6 +203,37 @@ def tls_report(layout: Layout) -> list[str]:
     if layout.jitsi is not None:
         L.append(f"  Jitsi components: use-tls; {tls.components_note}.")
     L.append("")
+    return L
+
+
+def rooms_report(layout: Layout) -> list[str]:
+    """REPORT.txt's room-shard section ([jitsi] shards)."""
+    jl = layout.jitsi
+    jp = jl.plan
+    names = [layout.instances[k].name for k in jl.shards]
+    n = len(names)
+    L = [f"  Room shards ([jitsi] shards = {n}): {', '.join(names)} all host {jp.domain}, "
+         f"{jl.main.conference}",
+         f"    and {jl.main.auth_domain}; each serves WebSocket and BOSH on its own loopback port "
+         f"({', '.join(str(p) for p in jp.shard_http_ports())}).",
+         f"    The proxy's HTTP listener 127.0.0.1:{jp.http_port} sends /xmpp-websocket?room=R and "
+         f"/http-bind?room=R",
+         "    to the shard ranked first by a rendezvous hash of the room (lower-cased; "
+         "TENANT/room with a tenant)",
+         "    over the backends " + ", ".join(f"{x}-http" for x in names) + " (a shard that is down "
+         "moves only its own rooms).",
+         f"    Which shard a room lands on: xmpp-shard-deploy where {plan_label(layout.plan)} ROOM",
+         f"    Adding a shard (shards = {n + 1}) moves only the rooms the new shard wins, about "
+         f"1/{n + 1} of them;",
+         "    every other room stays where it is (rooms live only while someone is in them).",
+         "    One jicofo per shard: jitsi/jicofo-NAME.conf (Client connection straight to its "
+         "shard's c2s port,",
+         "    Service connection through the proxy), run as systemd/jicofo@.service "
+         "(jicofo@NAME).",
+         "    nginx: jitsi/nginx-xmpp-shard.conf replaces the site's /xmpp-websocket and "
+         "/http-bind locations.",
+         "    XMPP clients on 5222 for these domains land on the first healthy shard (route "
+         "\"shards\")."]
     return L
 
 
@@ -234,15 +276,25 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
         L.append("Jitsi:")
         for b in jl.breweries.values():
             L.append(f"  {b.kind} brewery {b.jid} on {layout.instances[b.instance].name}")
-        L.append(f"  jicofo: Client connection to {jl.main.auth_domain} "
+        if jl.shards:
+            L.append(f"  jicofo: one per room shard, each with its Client connection to "
+                     f"{jl.main.auth_domain} on its own shard"
+                     + (f", its Service connection to {jl.plan.service_domain} "
+                        f"({layout.instances[jl.service_instance].name}) through the proxy"
+                        if jl.service_instance is not None else ""))
+        else:
+            L.append(f"  jicofo: Client connection to {jl.main.auth_domain} "
                  f"({layout.instances[jl.main.instance].name})"
                  + (f", Service connection to {jl.breweries['jvb'].auth_domain if jl.breweries['jvb'].instance != jl.main.instance else jl.plan.service_domain} "
                     f"({layout.instances[jl.service_instance].name})" if jl.service_instance is not None else ""))
         for t in jl.tenants:
             L.append(f"  tenant {t.domain} on {layout.instances[t.instance].name} (its own jicofo: "
                      f"jitsi/jicofo-{t.domain}.conf)")
+        if jl.shards:
+            L += rooms_report(layout)
         L.append(f"  Merge the snippets in {out}/jitsi/ into the components' configs; every "
-                 f"component connects to the proxy, not to an instance.")
+                 f"component connects to the proxy, not to an instance"
+                 + (" (the shards' jicofo Client connections aside)." if jl.shards else "."))
     L.append("")
     L.append("Files:")
     for f in files:

@@ -35,7 +35,9 @@ from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, lua_str
 KINDS = ("jvb", "jibri", "jigasi")
 ROOMS = {"jvb": "JvbBrewery", "jibri": "JibriBrewery", "jigasi": "JigasiBrewery"}
 KEYS = {"domain", "auth", "guests", "client", "jvb", "jibri", "jigasi", "service_domain",
-        "bridges", "tenants", "pool", "xmpp_host", "http_port", "client_modules"}
+        "bridges", "tenants", "pool", "xmpp_host", "http_port", "client_modules", "shards",
+        "shard_http_port"}
+DEFAULT_HTTP_PORT = 5280
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,6 +72,24 @@ def rendezvous_pick(key: str, names: list[str]) -> int:
     return sorted(range(len(names)), key=lambda i: (-rendezvous_score(key, names[i]), names[i], i))[0]
 
 
+def room_key(room: str, tenant: str = "") -> str:
+    """The proxy's room hash key (routing/http_route_key.hpp): the room lower-cased, prefixed
+    with its tenant as TENANT/room when there is one ("tenant/room" may be given whole)."""
+    r = room.strip().lower()
+    t = tenant.strip().strip("/").lower()
+    return f"{t}/{r}" if t else r
+
+
+def shard_backends(names: list[str], shards: int) -> list[str]:
+    """The proxy's HTTP backend names of the room shards, in route order."""
+    return [f"{names[k]}-http" for k in range(shards)]
+
+
+def room_shard(room: str, names: list[str], shards: int, tenant: str = "") -> int:
+    """The room shard (instance index) the proxy sends `room` to while every shard is up."""
+    return rendezvous_pick(room_key(room, tenant), shard_backends(names, shards))
+
+
 # --------------------------------------------------------------------------------------------
 # the plan table
 
@@ -89,6 +109,11 @@ class JitsiPlan:
     xmpp_host: Optional[str] = None        # where components reach the proxy
     http_port: Optional[int] = None        # BOSH/WebSocket for browsers on the client instance
     client_modules: list[str] = field(default_factory=list)   # more modules on the client domain
+    shards: Optional[int] = None           # room shards: instances 0..shards-1 all host DOMAIN
+    shard_http_port: Optional[int] = None  # shard k's HTTP port: shard_http_port + k
+
+    def shard_http_ports(self) -> list[int]:
+        return [self.shard_http_port + k for k in range(self.shards or 0)]
 
     def brewery_instance(self, kind: str) -> Optional[int]:
         return getattr(self, kind)
@@ -149,11 +174,52 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
     if http_port is not None and (not is_int(http_port) or not (1 <= http_port <= 65535)):
         problems.add("[jitsi] http_port", f"must be a port number 1..65535, got {http_port!r}")
     client_modules = str_list(t.get("client_modules"), "[jitsi] client_modules", problems)
+    shards = t.get("shards")
+    shard_http_port = None
+    if shards is not None:
+        if not is_int(shards) or not (1 <= shards <= 64):
+            problems.add("[jitsi] shards", f"must be an integer in 1..64, got {shards!r}")
+        elif n < shards + 1:
+            problems.add("[jitsi] shards", f"{shards} room shard(s) (instances 0..{shards - 1}) "
+                                           f"and the brewery instance need [plan] instances >= "
+                                           f"{shards + 1}, got {n}")
+        else:
+            if t.get("client", 0) != 0:
+                problems.add("[jitsi] client", "with [jitsi] shards the room shards are "
+                                               f"instances 0..{shards - 1}; leave client out")
+            if "jvb" not in t:
+                jvb = shards
+            for k in KINDS:
+                v = jvb if k == "jvb" else (jibri if k == "jibri" else jigasi)
+                if v is not None and v < shards:
+                    problems.add(f"[jitsi] {k}", f"instance {v} is a room shard (0..{shards - 1}); "
+                                                 f"the breweries sit on one other instance, reached "
+                                                 f"by every jicofo's Service connection")
+            if tenants:
+                problems.add("[jitsi] tenants", "extra client tenants are not supported with "
+                                                "[jitsi] shards (the shards host DOMAIN only)")
+            if pool is not None:
+                problems.add("[jitsi] pool", "no tenant pool with [jitsi] shards")
+            if http_port is None:
+                http_port = DEFAULT_HTTP_PORT
+        shp = t.get("shard_http_port", (http_port or DEFAULT_HTTP_PORT) + 1)
+        if not is_int(shp) or not (1 <= shp <= 65535 - 64):
+            problems.add("[jitsi] shard_http_port", f"must be a port number, got {shp!r}")
+        else:
+            shard_http_port = shp
+    elif "shard_http_port" in t:
+        problems.add("[jitsi] shard_http_port", "only with [jitsi] shards")
     if len(problems.items) > before:
         return None
 
     jp = JitsiPlan(dom, auth, guests, client, jvb, jibri, jigasi, service, bridges, tenants, pool,
-                   xmpp_host, http_port, client_modules)
+                   xmpp_host, http_port, client_modules, shards, shard_http_port)
+    if shards is not None:
+        hp = jp.shard_http_ports()
+        if http_port in hp:
+            problems.add("[jitsi] shard_http_port", f"shard HTTP ports {hp[0]}..{hp[-1]} include "
+                                                    f"the proxy's [jitsi] http_port {http_port}")
+            return None
     placed = {k: getattr(jp, k) for k in KINDS if getattr(jp, k) is not None}
     others = sorted({v for v in placed.values()} - {client})
     if len(others) > 1:
@@ -224,6 +290,7 @@ class JitsiLayout:
     main: Side
     tenants: list[Side]
     breweries: dict[str, Brewery]
+    shards: list[int] = field(default_factory=list)   # [jitsi] shards: the room shards' instances
 
     @property
     def service_instance(self) -> Optional[int]:
@@ -242,7 +309,7 @@ def layout(jp: JitsiPlan, names: list[str]) -> JitsiLayout:
         if i is None:
             continue
         brews[k] = Brewery(k, i, main.auth_domain if i == jp.client else jp.service_domain)
-    return JitsiLayout(jp, main, tenants, brews)
+    return JitsiLayout(jp, main, tenants, brews, list(range(jp.shards or 0)))
 
 
 def hosts(jl: JitsiLayout) -> list[HostPlan]:
@@ -251,6 +318,14 @@ def hosts(jl: JitsiLayout) -> list[HostPlan]:
     out: list[HostPlan] = []
 
     def side(s: Side, with_breweries: bool) -> None:
+        n0 = len(out)
+        side_(s, with_breweries)
+        if not s.tenant and jl.shards:     # every room shard hosts the client side
+            for h in out[n0:]:
+                h.replicas = [i for i in jl.shards if i != h.instance]
+                h.origin = h.origin.replace("[jitsi] domain", "[jitsi] domain (shards)")
+
+    def side_(s: Side, with_breweries: bool) -> None:
         origin = f"[jitsi] tenants ({s.domain})" if s.tenant else "[jitsi] domain"
         role = "jitsi-tenant" if s.tenant else ""
         web = ["bosh", "websocket"] if jp.http_port and not s.tenant else []
@@ -304,11 +379,17 @@ class Endpoint:
     verify: bool
 
 
-def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str) -> str:
-    """jicofo.conf for the jicofo serving `side` (the main domain, or one tenant)."""
+def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
+                shard: Optional["ShardJicofo"] = None) -> str:
+    """jicofo.conf for the jicofo serving `side` (the main domain, or one tenant); with `shard`,
+    the jicofo of one room shard: its Client connection goes straight to that shard."""
     main = jl.main
     own_instance = side.instance
     resource = "focus" if not side.tenant else f"focus-{side.domain}"
+    cep = ep
+    if shard is not None:
+        resource = f"focus-{shard.name}"
+        cep = shard.client
     brew = dict(jl.breweries)
     if side.tenant:
         brew = {k: b for k, b in brew.items() if k == "jvb"}
@@ -316,20 +397,34 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str) -> str:
     L = [HEADER.format(src=src, target="/etc/jitsi/jicofo/jicofo.conf" if not side.tenant
                        else f"the jicofo.conf of the jicofo serving {side.domain}",
                        host=ep.host, port=ep.port).rstrip("\n")]
+    if shard is not None:
+        L = [f"# Generated by xmpp-shard-deploy from {src}. Contains passwords: keep it mode 0600."]
     if side.tenant:
         L.append(f"# Tenant {side.domain}: its own jicofo; the bridges are shared (JvbBrewery on "
                  f"instance {brew['jvb'].instance}).")
+    if shard is not None:
+        L += [f"# Room shard {shard.index} ({shard.name}) of {len(jl.shards)}: this jicofo's Client "
+              f"connection goes straight to",
+              f"# {shard.name}'s c2s port {cep.host}:{cep.port} (every shard hosts "
+              f"{side.domain}, so the proxy could not",
+              "# tell the jicofos apart); its Service connection goes through the proxy. Install as",
+              f"# /etc/jitsi/jicofo/jicofo-{shard.name}.conf and run it as jicofo@{shard.name} "
+              "(systemd/jicofo@.service).",
+              '# It includes the stock jicofo.conf and overrides the connections and the REST port.',
+              'include file("/etc/jitsi/jicofo/jicofo.conf")']
     L += ["jicofo {", "  xmpp {", "    client {",
           "      enabled = true",
-          f"      hostname = {hq(ep.host)}",
-          f"      port = {ep.port}",
+          f"      hostname = {hq(cep.host)}",
+          f"      port = {cep.port}",
           f"      domain = {hq(side.auth_domain)}",
           f"      xmpp-domain = {hq(side.domain)}",
           '      username = "focus"',
           f"      password = {hq(pw(f'focus@{side.auth_domain}'))}",
-          f"      conference-muc-jid = {hq(side.conference)}",
-          f"      disable-certificate-verification = {str(not ep.verify).lower()}",
-          f"      use-tls = {str(ep.use_tls).lower()}",
+          f"      conference-muc-jid = {hq(side.conference)}"]
+    if shard is not None:
+        L.append(f"      resource = {hq(resource)}")
+    L += [f"      disable-certificate-verification = {str(not cep.verify).lower()}",
+          f"      use-tls = {str(cep.use_tls).lower()}",
           "    }"]
     if service is not None:
         L += ["    service {",
@@ -356,8 +451,23 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str) -> str:
               f"    brewery-jid = {hq(b.jid)}",
               f"    xmpp-connection-name = {conn}",
               "  }"]
+    if shard is not None:
+        L += ["  # one REST/health port per jicofo on this host",
+              "  rest {", f"    port = {shard.rest_port}", "  }"]
     L += ["}", ""]
     return "\n".join(L)
+
+
+@dataclass
+class ShardJicofo:
+    """The jicofo of room shard `index` (instance `name`), reaching it at `client`."""
+    index: int
+    name: str
+    client: Endpoint
+    rest_port: int
+
+
+JICOFO_REST_PORT = 8888
 
 
 def jvb_conf(jl: JitsiLayout, k: int, ep: Endpoint, pw, src: str) -> str:
@@ -452,4 +562,47 @@ def client_instance_lua(jp: JitsiPlan) -> str:
         f"http_default_host = {lua_str(jp.domain)}",
         "consider_bosh_secure = true",
         "consider_websocket_secure = true",
+    ])
+
+
+def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
+    """Global lines for room shard k: BOSH and WebSocket on its own loopback HTTP port, behind
+    the proxy's HTTP listener (which hashes ?room= over the shards) and the web server."""
+    return "\n".join([
+        f"-- [jitsi] shards: room shard {k} of {jp.shards}; the proxy's HTTP listener "
+        f"(127.0.0.1:{jp.http_port}) hashes rooms over the shards.",
+        f"http_ports = {{ {jp.shard_http_port + k} }}",
+        'http_interfaces = { "127.0.0.1" }',
+        f"http_default_host = {lua_str(jp.domain)}",
+        'trusted_proxies = { "127.0.0.1" }',
+        "consider_bosh_secure = true",
+        "consider_websocket_secure = true",
+    ])
+
+
+def nginx_snippet(jp: JitsiPlan, src: str) -> str:
+    """The /xmpp-websocket and /http-bind locations of Jitsi's nginx site, pointed at the proxy's
+    HTTP listener (TLS and the static files stay with nginx)."""
+    up = f"http://127.0.0.1:{jp.http_port}"
+    return "\n".join([
+        f"# Generated by xmpp-shard-deploy from {src}: [jitsi] shards = {jp.shards}.",
+        f"# Replaces the /xmpp-websocket and /http-bind locations of Jitsi's site for {jp.domain}",
+        "# (/etc/nginx/sites-available/" + jp.domain + ".conf): include it in its `server { listen 443 ssl; ... }`",
+        "# block and delete the site's own two locations. The proxy hashes ?room= over the room shards.",
+        "location = /xmpp-websocket {",
+        f"    proxy_pass {up};",
+        "    proxy_http_version 1.1;",
+        "    proxy_set_header Upgrade $http_upgrade;",
+        '    proxy_set_header Connection "upgrade";',
+        "    proxy_set_header Host $http_host;",
+        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "    proxy_read_timeout 900s;",
+        "    tcp_nodelay on;",
+        "}",
+        "location = /http-bind {",
+        f"    proxy_pass {up};",
+        "    proxy_set_header Host $http_host;",
+        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "}",
+        "",
     ])

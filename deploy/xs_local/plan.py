@@ -101,7 +101,7 @@ class Plan:
     def pool(self) -> list[int]:
         """Instances serving "*": those no [[host]] names (Jitsi tenants aside), or every
         instance if none is left."""
-        owned = {h.instance for h in self.hosts if h.role != "jitsi-tenant"}
+        owned = {i for h in self.hosts if h.role != "jitsi-tenant" for i in h.all_instances}
         rest = [i for i in range(self.instances) if i not in owned]
         return rest or list(range(self.instances))
 
@@ -319,6 +319,8 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
             if hp and (hp in owner or hp == plan.port):
                 pr.add("[jitsi] http_port", f"port {hp} clashes with "
                                             f"{owner.get(hp, 'the proxy ([plan] port)')}")
+            if plan.jitsi.shards:
+                _check_shards(plan, pr, owner, machine_cores)
             for h in jitsi_mod.hosts(plan.jitsi_layout()):
                 claim(h.domain, h.origin)
                 for m in h.muc:
@@ -422,6 +424,27 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
     return plan
 
 
+def _check_shards(plan: Plan, pr: Problems, owner: dict, machine_cores: int) -> None:
+    """[jitsi] shards: cores, and the shards' HTTP ports against every other port."""
+    jp = plan.jitsi
+    if jp.shards > machine_cores:
+        what = f"[plan] cores = {plan.cores}" if plan.cores else "this machine"
+        pr.add("[jitsi] shards", f"{jp.shards} room shards on {machine_cores} core(s) ({what}): "
+                                 f"shards would share cores; at most {machine_cores}")
+    taken = dict(owner)
+    if plan.port:
+        taken.setdefault(plan.port, "the proxy's [plan] port")
+    if jp.http_port:
+        taken.setdefault(jp.http_port, "the proxy's HTTP listener ([jitsi] http_port)")
+    for k, port in enumerate(jp.shard_http_ports()):
+        if port in taken:
+            pr.add("[jitsi] shard_http_port", f"shard {k}'s HTTP port {port} (shard_http_port + "
+                                              f"{k}) clashes with {taken[port]}")
+    names = plan.instance_names()
+    for k, port in enumerate(jp.shard_http_ports()):
+        owner.setdefault(port, f"{names[k]}'s HTTP port ([jitsi] shard_http_port + {k})")
+
+
 def _assigns(lua: str, name: str) -> bool:
     return bool(re.search(rf"^\s*{name}\s*=", lua or "", re.M))
 
@@ -456,6 +479,10 @@ def _parse_tls(p: dict, data: dict, plan: Plan, pr: Problems, owner: dict) -> No
                 plan.direct_tls_port = dp
     if mode != "terminate":
         return
+    if plan.jitsi is not None and plan.jitsi.shards:
+        pr.add("[plan] tls", "\"terminate\" is not supported with [jitsi] shards yet (each "
+                             "jicofo connects straight to its shard's c2s port, which "
+                             "\"terminate\" replaces by mod_xmpp_shard's); set tls = \"none\"")
     if not tls_mod.cert_domains(plan):
         pr.add("[plan] tls", "\"terminate\" needs at least one domain to hold a certificate "
                              "([[host]], [jitsi] or [tenants] domains), and this plan has none; "
@@ -532,8 +559,12 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
     specs = []
     for i in range(plan.instances):
         ip = plan.instance_plans.get(i) or InstancePlan(i)
-        preset = (jitsi_mod.client_instance_lua(plan.jitsi)
-                  if plan.jitsi is not None and plan.jitsi.client == i else "")
+        jp = plan.jitsi
+        preset = ""
+        if jp is not None and jp.shards:
+            preset = jitsi_mod.shard_instance_lua(jp, i) if i < jp.shards else ""
+        elif jp is not None and jp.client == i:
+            preset = jitsi_mod.client_instance_lua(jp)
         s = InstanceSpec(names[i], ports[i], cpu=ip.core if ip.core is not None else cpus[i % len(cpus)],
                          interface=plan.interface, tcp_backlog=ip.tcp_backlog, index=i,
                          lua="\n".join(x for x in (preset, plan.lua.strip("\n"), ip.lua.strip("\n")) if x))
@@ -548,16 +579,18 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
 
     accounts: list[Account] = []
     for h in plan.hosts:
-        s = specs[h.instance]
-        s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules),
-                                   options=dict(h.options), lua=h.lua))
-        s.mucs += [Muc(m, options=dict(h.muc_options)) for m in h.muc]
-        for user in h.accounts:
-            a = Account(user, h.domain, pw_for(f"{user}@{h.domain}"))
-            s.accounts.append(a)
-            accounts.append(a)
-            if user in h.admins:
-                s.admins.append(a.jid)
+        for i in h.all_instances:       # [jitsi] shards: the same host on every room shard
+            s = specs[i]
+            s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules),
+                                       options=dict(h.options), lua=h.lua))
+            s.mucs += [Muc(m, options=dict(h.muc_options)) for m in h.muc]
+            for user in h.accounts:
+                a = Account(user, h.domain, pw_for(f"{user}@{h.domain}"))
+                s.accounts.append(a)
+                if i == h.instance:
+                    accounts.append(a)
+                if user in h.admins:
+                    s.admins.append(a.jid)
     pool = plan.pool()
     if plan.tenant_domains is not None:
         for d in plan.tenant_domains:
@@ -583,11 +616,28 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
     cfg.tls_certificates = [dict(c) for c in tls.proxy_certificates]
     for s in specs:
         cfg.add_backend(s.name, s.address, **{**plan.backends, **tls.proxy_backend})
+    jp = plan.jitsi
+    sharded = jp is not None and bool(jp.shards)
+    xmpp_only = ({"listeners": [l["name"] for l in cfg.listeners]} if sharded else {})
+    shared = [h for h in plan.hosts if h.replicas]
+    if shared:
+        # Every room shard hosts these; a plain XMPP client of them lands on the first healthy
+        # shard (browsers come over the HTTP listener, by room; each jicofo connects straight).
+        cfg.add_route([h.domain for h in shared], [specs[i].name for i in shared[0].all_instances],
+                      name="shards", **xmpp_only)
     for i, s in enumerate(specs):
-        owned = [h.domain for h in plan.hosts if h.instance == i]
+        owned = [h.domain for h in plan.hosts if h.instance == i and not h.replicas]
         if owned:
-            cfg.add_route(owned, [s.name], name=s.name)
+            cfg.add_route(owned, [s.name], name=s.name, **xmpp_only)
     if plan.tenant_domains is not None:
-        cfg.add_route(["*"], [specs[i].name for i in pool], name="tenants", balance="hash")
+        cfg.add_route(["*"], [specs[i].name for i in pool], name="tenants", balance="hash",
+                      **xmpp_only)
+    if sharded:
+        cfg.add_listener("http", f"127.0.0.1:{jp.http_port}", protocol="http")
+        for k, port in enumerate(jp.shard_http_ports()):
+            cfg.add_backend(f"{specs[k].name}-http", f"127.0.0.1:{port}", check="http",
+                            check_path="/http-bind")
+        cfg.add_route([jp.domain], [f"{specs[k].name}-http" for k in range(jp.shards)],
+                      name="rooms", balance="hash", hash_key="room", listeners=["http"])
     return Layout(plan, specs, cfg, accounts, plan.jitsi_layout(), Path(out) if out else None,
                   listen_port)

@@ -97,6 +97,12 @@ class HostPlan:
     muc_options: dict = field(default_factory=dict)
     origin: str = "[[host]]"      # where it came from (for messages): "[[host]] #2", "[jitsi] ..."
     role: str = ""                # "jitsi-tenant" for a Jitsi tenant's hosts (pool members)
+    replicas: list[int] = field(default_factory=list)   # more instances hosting the same domain
+                                                        # ([jitsi] shards: every room shard)
+
+    @property
+    def all_instances(self) -> list[int]:
+        return [self.instance] + [i for i in self.replicas if i != self.instance]
 
 
 AUTHS = (AUTH_INTERNAL, AUTH_ANONYMOUS)

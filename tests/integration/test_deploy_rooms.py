@@ -1,0 +1,388 @@
+"""The room-sharded Jitsi plan ([jitsi] shards = N, deploy/README.md "Room shards"), without
+starting Prosody: golden files for N = 2 and 3, the plan's errors (each naming its key),
+`check` (prosodyctl check config on every instance, the proxy's --check), the nginx snippet
+under `nginx -t`, and `xmpp-shard-deploy where` agreeing with the real proxy running the
+generated config (fake HTTP shards record which one a room's requests reach).
+
+Golden files: tests/integration/data/deploy-golden/rooms-2/ and rooms-3/. Refresh:
+    XS_UPDATE_GOLDEN=1 /usr/bin/python3 -m pytest tests/integration/test_deploy_rooms.py
+then review the diff by eye.
+"""
+
+import http.server
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy_support import GOLDEN, HERE, compare_golden, normalise, read_accounts, read_hocon, tool
+from xs_local.jitsi import rendezvous_pick, room_key, room_shard
+from xs_local.plan import PlanError, parse_plan
+from xs_local.prosody import make_base_dir
+
+import tomllib
+
+ROOMS = HERE / "data" / "deploy-rooms.toml"
+SKIP_IN_GOLDEN = {"accounts.txt", ".xmpp-shard-manifest.json"}
+
+
+def rooms_text(shards: int = 2) -> str:
+    text = ROOMS.read_text()
+    if shards == 3:
+        text = (text.replace("instances = 3", "instances = 4").replace("shards = 2", "shards = 3")
+                .replace('index = 2\nname = "brewery"',
+                         'index = 2\nname = "shard-c"\n\n[[instance]]\nindex = 3\nname = "brewery"')
+                .replace("jibri = 2", "jibri = 3"))
+        assert "shards = 3" in text and 'name = "shard-c"' in text
+    return text
+
+
+def parse(text: str, ncpu: int = 4):
+    return parse_plan(tomllib.loads(text), ncpu=ncpu)
+
+
+@pytest.fixture
+def base():
+    b = make_base_dir("xs-deploy-rooms-")
+    yield b
+    shutil.rmtree(b, ignore_errors=True)
+
+
+def plan_file(base: Path, shards: int) -> Path:
+    p = base / f"rooms-{shards}.toml"
+    p.write_text(rooms_text(shards))
+    return p
+
+
+def generated_texts(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*"))
+            if p.is_file() and str(p.relative_to(out)) not in SKIP_IN_GOLDEN
+            and p.suffix != ".log"}
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_room_sharded_plan_matches_the_golden_files(base, shards):
+    plan = plan_file(base, shards)
+    out = base / "out"
+    tool("generate", plan, "--out", out, check=True)
+    pw = read_accounts(out)
+    actual = {rel: normalise(text, out, plan, pw) for rel, text in generated_texts(out).items()}
+    for rel, text in actual.items():
+        for p in pw.values():
+            assert p not in text, f"{rel} still holds a password"
+    problems = compare_golden(actual, GOLDEN / f"rooms-{shards}")
+    assert not problems, (f"generated files differ from deploy-golden/rooms-{shards} (refresh with "
+                          "XS_UPDATE_GOLDEN=1 if intended):\n" + "\n".join(problems))
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_shards_host_the_meeting_and_the_proxy_hashes_rooms_over_their_http_ports(base, shards):
+    plan = plan_file(base, shards)
+    out = base / "out"
+    tool("generate", plan, "--out", out, check=True)
+    names = ["shard-a", "shard-b", "shard-c"][:shards]
+    for k, name in enumerate(names):
+        cfg = (out / "prosody" / name / "prosody.cfg.lua").read_text()
+        for line in (f"http_ports = {{ {26281 + k} }}", 'http_interfaces = { "127.0.0.1" }',
+                     'http_default_host = "meet.test"', 'trusted_proxies = { "127.0.0.1" }',
+                     "consider_bosh_secure = true", "consider_websocket_secure = true",
+                     'VirtualHost "meet.test"', 'VirtualHost "guest.meet.test"',
+                     'VirtualHost "auth.meet.test"', 'Component "conference.meet.test" "muc"',
+                     "muc_room_locking = false", 'modules_enabled = { "bosh", "websocket" }'):
+            assert line in cfg, f"{name}: {line!r} missing"
+        assert "internal.auth" not in cfg          # the breweries live on the brewery instance
+    brewery = (out / "prosody" / "brewery" / "prosody.cfg.lua").read_text()
+    assert 'VirtualHost "auth.jvb.meet.test"' in brewery and 'VirtualHost "meet.test"' not in brewery
+    proxy = tomllib.loads((out / "proxy.toml").read_text())
+    http = [l for l in proxy["listener"] if l.get("protocol") == "http"]
+    assert http == [{"name": "http", "bind": "127.0.0.1:26280", "protocol": "http"}]
+    rooms = [r for r in proxy["route"] if r["name"] == "rooms"][0]
+    assert rooms == {"name": "rooms", "domains": ["meet.test"],
+                     "backends": [f"{n}-http" for n in names], "balance": "hash",
+                     "hash_key": "room", "listeners": ["http"]}
+    backends = {b["name"]: b for b in proxy["backend"]}
+    for k, n in enumerate(names):
+        assert backends[f"{n}-http"] == {"name": f"{n}-http", "address": f"127.0.0.1:{26281 + k}",
+                                         "check": "http", "check_path": "/http-bind"}
+    # 5222 routes by domain as before, on the XMPP listener only.
+    shared = [r for r in proxy["route"] if r["name"] == "shards"][0]
+    assert shared["backends"] == names and "meet.test" in shared["domains"]
+    assert all(r["listeners"] == ["c2s"] for r in proxy["route"] if r["name"] != "rooms")
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_one_jicofo_per_shard_straight_to_its_shard_service_through_the_proxy(base, shards):
+    plan = plan_file(base, shards)
+    out = base / "out"
+    tool("generate", plan, "--out", out, check=True)
+    pw = read_accounts(out)
+    names = ["shard-a", "shard-b", "shard-c"][:shards]
+    assert not (out / "jitsi" / "jicofo.conf").exists()
+    rests = set()
+    for k, name in enumerate(names):
+        f = out / "jitsi" / f"jicofo-{name}.conf"
+        assert f.stat().st_mode & 0o777 == 0o600
+        text = f.read_text()
+        assert 'include file("/etc/jitsi/jicofo/jicofo.conf")' in text
+        j = read_hocon("\n".join(l for l in text.splitlines() if not l.startswith("include ")))["jicofo"]
+        c, s = j["xmpp"]["client"], j["xmpp"]["service"]
+        assert (c["hostname"], c["port"]) == ("127.0.0.1", 26222 + k)    # the shard itself
+        assert (s["hostname"], s["port"]) == ("127.0.0.1", 5222)         # the proxy
+        assert c["password"] == pw["focus@auth.meet.test"]
+        assert s["domain"] == "auth.jvb.meet.test" and s["password"] == pw["focus@auth.jvb.meet.test"]
+        assert c["resource"] == s["resource"] == f"focus-{name}"
+        assert j["bridge"] == {"brewery-jid": "JvbBrewery@internal.auth.jvb.meet.test",
+                               "xmpp-connection-name": "Service"}
+        rests.add(j["rest"]["port"])
+    assert len(rests) == shards
+    unit = (out / "systemd" / "jicofo@.service").read_text()
+    assert "-Dconfig.file=/etc/jitsi/jicofo/jicofo-%i.conf" in unit
+    report = (out / "REPORT.txt").read_text()
+    assert f"Room shards ([jitsi] shards = {shards})" in report
+    assert f"about 1/{shards + 1} of them" in report and "xmpp-shard-deploy where" in report
+
+
+BAD = [
+    ("instances = 3", "instances = 2", ["[jitsi] shards", "[plan] instances >= 3"]),
+    ("cores = 4", "cores = 1", ["[jitsi] shards", "2 room shards on 1 core"]),
+    ("jibri = 2", "jibri = 1", ["[jitsi] jibri", "room shard"]),
+    ("\nshards = 2\n", "\nshards = 2\njvb = 0\n", ["[jitsi] jvb", "room shard"]),
+    ("\nshards = 2\n", "\nshards = 2\nclient = 1\n", ["[jitsi] client", "leave client out"]),
+    ("\nshards = 2\n", '\nshards = 2\ntenants = ["t.test"]\n', ["[jitsi] tenants"]),
+    ("\nshards = 2\n", "\nshards = 0\n", ["[jitsi] shards", "1..64"]),
+    ("shard_http_port = 26281", "shard_http_port = 26223",
+     ["[jitsi] shard_http_port", "26223", "clashes", "shard-b"]),
+    ("shard_http_port = 26281", "shard_http_port = 26279",
+     ["[jitsi] shard_http_port", "include", "26280"]),
+    ("port = 5222", "port = 26282", ["[jitsi] shard_http_port", "26282", "[plan] port"]),
+    ("[backends]", '[[host]]\ndomain = "meet.test"\ninstance = 2\n[backends]',
+     ["meet.test is owned twice", "[jitsi] domain (shards)", "[[host]] #1"]),
+    ("[backends]", '[certs]\nmode = "ca"\n[backends]', ["[plan] tls", "[jitsi] shards"]),
+]
+
+
+@pytest.mark.parametrize("old, new, expected", BAD, ids=[e[0] for _, _, e in BAD])
+def test_bad_room_sharded_plans_name_the_key(old, new, expected):
+    text = rooms_text(2)
+    assert old in text
+    with pytest.raises(PlanError) as ei:
+        parse(text.replace(old, new, 1))
+    msg = str(ei.value)
+    for part in expected:
+        assert part in msg, f"{part!r} not in:\n{msg}"
+
+
+def test_no_shards_key_keeps_todays_plan():
+    text = (rooms_text(2).replace("\nshards = 2\n", "\n").replace("shard_http_port = 26281\n", "")
+            .replace("jibri = 2", "jvb = 2\njibri = 2"))
+    plan = parse(text)
+    assert plan.jitsi.shards is None and not any(h.replicas for h in plan.hosts)
+    assert [h.instance for h in plan.hosts if h.domain == "meet.test"] == [0]
+
+
+def test_check_runs_prosodyctl_and_the_proxy_on_the_room_sharded_plan(base, proxy_bin):
+    for shards in (2, 3):
+        plan = plan_file(base, shards)
+        out = base / f"out-{shards}"
+        tool("generate", plan, "--out", out, check=True)
+        r = tool("check", plan, "--out", out, "--proxy", proxy_bin)
+        assert r.returncode == 0, r.stdout + r.stderr
+        names = ["shard-a", "shard-b", "shard-c"][:shards] + ["brewery"]
+        for name in names:
+            assert f"prosodyctl check config {out}/prosody/{name}/prosody.cfg.lua: ok" in r.stdout
+        assert f"--check {out}/proxy.toml: ok" in r.stdout
+
+
+def test_nginx_snippet_passes_nginx_t(base):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.fail("nginx not installed: bash scripts/setup.sh (installs nginx-light)", pytrace=False)
+    plan = plan_file(base, 2)
+    out = base / "out"
+    tool("generate", plan, "--out", out, check=True)
+    snippet = out / "jitsi" / "nginx-xmpp-shard.conf"
+    text = snippet.read_text()
+    assert text.count("proxy_pass http://127.0.0.1:26280;") == 2
+    assert "location = /xmpp-websocket {" in text and "location = /http-bind {" in text
+    ng = base / "nginx"
+    (ng / "tmp").mkdir(parents=True)
+    conf = ng / "nginx.conf"
+    conf.write_text(f"""\
+pid {ng}/nginx.pid;
+error_log {ng}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {ng}/tmp;
+    proxy_temp_path {ng}/tmp;
+    fastcgi_temp_path {ng}/tmp;
+    uwsgi_temp_path {ng}/tmp;
+    scgi_temp_path {ng}/tmp;
+    server {{
+        listen 127.0.0.1:8443;
+        server_name meet.test;
+        root {ng};
+        include {snippet};
+    }}
+}}
+""")
+    r = subprocess.run([nginx, "-t", "-p", str(ng), "-e", str(ng / "error.log"), "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "test is successful" in r.stderr, r.stdout + r.stderr
+    # A broken snippet fails the same way (the test really reads it).
+    snippet.write_text(text.replace("proxy_pass", "proxy_pas", 1))
+    r = subprocess.run([nginx, "-t", "-p", str(ng), "-e", str(ng / "error.log"), "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "proxy_pas" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# where
+
+def test_room_key_is_the_proxys():
+    assert room_key("MyRoom") == "myroom"
+    assert room_key("Room", tenant="Team") == "team/room"
+    assert room_key("team/Room") == "team/room"
+    names = ["shard-a", "shard-b", "shard-c", "brewery"]
+    for room in ("a", "b", "MyRoom", "team/x"):
+        assert room_shard(room, names, 3) == rendezvous_pick(room.lower(), [
+            "shard-a-http", "shard-b-http", "shard-c-http"])
+
+
+def test_adding_a_shard_moves_about_one_in_n_plus_one_rooms():
+    names = ["s0", "s1", "s2", "s3", "brewery"]
+    rooms = [f"room{i}" for i in range(3000)]
+    before = [room_shard(r, names, 3) for r in rooms]
+    after = [room_shard(r, names, 4) for r in rooms]
+    moved = [(b, a) for b, a in zip(before, after) if b != a]
+    assert all(a == 3 for _, a in moved)           # only to the new shard
+    assert 0.2 < len(moved) / len(rooms) < 0.3     # about 1/4
+
+
+def test_where_prints_the_shard(base):
+    plan = plan_file(base, 3)
+    r = tool("where", plan, "MyRoom", "other", check=True)
+    names = ["shard-a", "shard-b", "shard-c", "brewery"]
+    k = room_shard("MyRoom", names, 3)
+    assert f"myroom: {names[k]} (instance {k}, HTTP backend {names[k]}-http 127.0.0.1:{26281 + k})" in r.stdout
+    r = tool("where", plan, "Room", "--tenant", "Team", check=True)
+    assert r.stdout.startswith("team/room: ")
+    r = tool("where", HERE / "data" / "deploy-small.toml", "room")
+    assert r.returncode == 2 and "[jitsi] shards is not set" in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Shard(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _fake_shard(name: str, seen: list):
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((name, self.path))
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    return H
+
+
+def test_where_agrees_with_the_proxy_running_the_generated_config(base, proxy_bin):
+    """Fake HTTP shards on the generated backends' ports; the real proxy with the generated
+    proxy.toml; each room's request reaches the shard `where` names."""
+    shard_base = None
+    for _ in range(50):     # three consecutive free ports for the shards' HTTP side
+        p = _free_port()
+        if all(_port_free(p + k) for k in range(3)):
+            shard_base = p
+            break
+    assert shard_base, "no three consecutive free ports"
+    http_port, c2s_port = _free_port(), _free_port()
+    text = (rooms_text(3).replace("shard_http_port = 26281", f"shard_http_port = {shard_base}")
+            .replace("http_port = 26280", f"http_port = {http_port}")
+            .replace("port = 5222", f"port = {c2s_port}").replace('listen = "0.0.0.0"', 'listen = "127.0.0.1"'))
+    plan = base / "rooms-live.toml"
+    plan.write_text(text)
+    out = base / "out"
+    tool("generate", plan, "--out", out, check=True)
+    proxy_toml = out / "proxy.toml"
+    proxy_toml.write_text(proxy_toml.read_text() + "\n")
+    # the proxy's own settings for a quick test: no metrics port, fast health checks
+    cfg = proxy_toml.read_text().replace('check_path = "/http-bind"',
+                                         'check_path = "/http-bind"\ncheck_interval = "100ms"\nrise = 1')
+    proxy_toml.write_text('[proxy]\nworkers = 1\nmetrics = ""\n\n' + cfg)
+    seen: list = []
+    names = ["shard-a", "shard-b", "shard-c"]
+    servers = []
+    try:
+        for k, n in enumerate(names):
+            srv = _Shard(("127.0.0.1", shard_base + k), _fake_shard(n, seen))
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            servers.append(srv)
+        proc = subprocess.Popen([str(proxy_bin), "--config", str(proxy_toml)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 15
+            while {n for n, path in seen} != set(names):     # every shard health-checked
+                assert time.monotonic() < deadline, f"health checks never reached all shards: {seen}"
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.05)
+            time.sleep(0.5)
+            rooms = [f"Room{i}" for i in range(12)] + ["team/abc"]
+            got = {}
+            for room in rooms:
+                seen.clear()
+                status = _get(http_port, f"/http-bind?room={room}")
+                assert status == 200, (room, status)
+                hits = [n for n, path in seen if "room=" in path]
+                assert len(hits) == 1, (room, seen)
+                got[room] = hits[0]
+            r = tool("where", plan, *rooms, check=True)
+            for room, line in zip(rooms, r.stdout.splitlines()):
+                assert line.startswith(f"{room.lower()}: {got[room]} "), (line, got[room])
+            assert len(set(got.values())) > 1, got
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _get(port: int, path: str) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: meet.test\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(m.group(1)) if m else 0
