@@ -28,7 +28,7 @@ enum Fam {
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
     kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
-    kLastReload, kFamCount
+    kLastReload, kHttpResponses, kWebSockets, kFamCount
 };
 
 struct FamilyDecl {
@@ -63,6 +63,8 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_tls_handshake_seconds", "Time to complete a TLS handshake with a client.", MetricType::Histogram},
     {"xmpp_shard_config_reloads_total", "Configuration reloads by result.", MetricType::Counter},
     {"xmpp_shard_config_last_reload_success_timestamp_seconds", "Unix time of the last good configuration load.", MetricType::Gauge},
+    {"xmpp_shard_http_responses_total", "HTTP listeners: answers by status class (the backend's, or the proxy's refusal).", MetricType::Counter},
+    {"xmpp_shard_websocket_sessions_active", "HTTP listeners: WebSocket sessions upgraded and relaying.", MetricType::Gauge},
 };
 
 using Labels = std::vector<ClientMetric::Label>;
@@ -112,9 +114,11 @@ void emit(MetricFamily& f, const Acc& a) {
 std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                    const config::Config& cfg, const session::Runtime& rt, const DaemonCounters& daemon) {
     std::vector<Acc> acc(kFamCount);
-    std::set<std::string, std::less<>> terminating;
-    for (const auto& l : cfg.listeners)
+    std::set<std::string, std::less<>> terminating, http;
+    for (const auto& l : cfg.listeners) {
         if (l.tls == config::TlsMode::Terminate) terminating.insert(l.name);
+        if (l.protocol == config::Protocol::Http) http.insert(l.name);
+    }
     acc[kBuildInfo].add({{"version", XS_VERSION}}, 1);
     acc[kStartTime].add({}, daemon.start_seconds);
 
@@ -133,6 +137,13 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                         acc[kTlsHandshakes].add({{"listener", name}, {"result", std::string(tls::to_string(static_cast<tls::TlsFailure>(i)))}},
                                                 static_cast<double>(c->tls_handshakes.at(i).get()));
                     acc[kTlsHandshakeSeconds].add(l, c->tls_handshake_seconds);
+                }
+                if (http.count(name) || c->websockets.get() != 0) {
+                    static constexpr const char* kClasses[kHttpClassCount] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+                    for (std::size_t i = 0; i < kHttpClassCount; ++i)
+                        acc[kHttpResponses].add({{"class", kClasses[i]}, {"listener", name}},
+                                                static_cast<double>(c->http_responses.at(i).get()));
+                    acc[kWebSockets].add(l, static_cast<double>(c->websockets.get()));
                 }
             }
             for (const auto& [key, c] : sessions) {

@@ -35,6 +35,9 @@ private:
 };
 
 enum class Direction { ToBackend, ToClient };
+// HTTP listeners: the status class of each answer (the backend's, or the proxy's refusal).
+enum class HttpClass { C1xx, C2xx, C3xx, C4xx, C5xx };
+inline constexpr std::size_t kHttpClassCount = 5;
 
 inline constexpr std::size_t kConditionCount = 13;  // routing::StreamCondition values
 inline constexpr std::size_t kTlsResultCount = 7;   // tls::TlsFailure values (None = "ok")
@@ -64,6 +67,8 @@ public:
         LocalCounter rate_limited;
         CountersBy<tls::TlsFailure, kTlsResultCount> tls_handshakes;  // None = ok
         LocalHistogram tls_handshake_seconds;
+        CountersBy<HttpClass, kHttpClassCount> http_responses;  // HTTP listeners
+        LocalGauge websockets;                                  // HTTP: upgraded and relaying
     };
     using SessionKey = std::tuple<std::string, std::string, std::string>;  // listener, route, backend
 

@@ -123,7 +123,7 @@ void Session::on_connected(int status) {
 }
 
 // The backend answered: from now on the session is a plain relay.
-void Session::on_backend_answered() {
+void Session::on_backend_answered(std::string_view first) {
     uv_timer_stop(&timer_);
     release_slot();
     mark_ns_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
@@ -131,6 +131,7 @@ void Session::on_backend_answered() {
     count(kBackend, replay_.size());
     std::string().swap(replay_);
     std::vector<std::size_t>().swap(candidates_);
+    held_ = door_->answered(first, *listener_cell_);
     door_.reset();  // no refusal after this point
     backend_state_->session_started();
     counted_live_ = true;

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "metrics/worker_stats.hpp"
 #include "routing/stream_condition.hpp"
 #include "session/end_reason.hpp"
 
@@ -81,6 +82,13 @@ public:
     // word (TLS passed through, or TLS not up yet).
     virtual std::string refusal(routing::StreamCondition c, std::string_view domain,
                                 std::string_view detail) const = 0;
+
+    // Counting what only the door understands, on the listener's cell: a refusal was written;
+    // the backend's first bytes arrived (the session relays from then on and frees the door).
+    // answered() may return a gauge it incremented, which the session decrements when it ends.
+    using ListenerCell = metrics::WorkerStats::ListenerCell;
+    virtual void refused(routing::StreamCondition, ListenerCell&) {}
+    virtual metrics::LocalGauge* answered(std::string_view, ListenerCell&) { return nullptr; }
 };
 
 // The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, Direct

@@ -45,7 +45,8 @@ Verdict HttpDoor::feed(std::string_view bytes) {
     v.key.hash = key->hash_key;
     v.key.vnode = key->vnode;
     std::string out = routing::render_backend_head(head, ctx_.client_ip, false);
-    if (!head.websocket_upgrade()) out = with_connection_close(out);
+    websocket_ = head.websocket_upgrade();
+    if (!websocket_) out = with_connection_close(out);
     out.append(bytes_, head.head_bytes, std::string::npos);  // body bytes read with the head
     v.replay = std::move(out);
     return v;
@@ -65,6 +66,34 @@ int HttpDoor::status_for(StreamCondition c) {
 std::string HttpDoor::refusal(StreamCondition c, std::string_view, std::string_view detail) const {
     int status = status_ != 0 ? status_ : status_for(c);
     return routing::http_error_response(status, {}, detail);
+}
+
+namespace {
+
+void count_status(int status, FrontDoor::ListenerCell& cell) {
+    if (status >= 100 && status <= 599)
+        cell.http_responses[static_cast<metrics::HttpClass>(status / 100 - 1)].add();
+}
+
+}  // namespace
+
+void HttpDoor::refused(StreamCondition c, ListenerCell& cell) {
+    count_status(status_ != 0 ? status_ : status_for(c), cell);
+}
+
+// The status line of the backend's answer ("HTTP/1.1 101 ..."): counted by class; a 101 to a
+// WebSocket upgrade counts as a WebSocket session until the session ends.
+metrics::LocalGauge* HttpDoor::answered(std::string_view first, ListenerCell& cell) {
+    if (first.size() < 12 || first.substr(0, 7) != "HTTP/1.") return nullptr;
+    int status = 0;
+    for (char c : first.substr(9, 3)) {
+        if (c < '0' || c > '9') return nullptr;
+        status = status * 10 + (c - '0');
+    }
+    count_status(status, cell);
+    if (status != 101 || !websocket_) return nullptr;
+    cell.websockets.add(1);
+    return &cell.websockets;
 }
 
 std::string with_connection_close(std::string_view head) {

@@ -24,6 +24,8 @@ public:
     Verdict feed(std::string_view bytes) override;
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override;
+    void refused(routing::StreamCondition c, ListenerCell& cell) override;
+    metrics::LocalGauge* answered(std::string_view first, ListenerCell& cell) override;
 
     // The HTTP status a refusal of this condition gets (when the door did not set one itself).
     static int status_for(routing::StreamCondition c);
@@ -35,6 +37,7 @@ private:
     routing::HttpRequestReader reader_;
     std::string bytes_;  // everything read, for the body bytes after the head
     int status_ = 0;     // set when the door itself refused (400, 414, 431, 501, 505)
+    bool websocket_ = false;  // the routed request is a WebSocket upgrade
 };
 
 // `head` (as render_backend_head returns it) with every Connection field replaced by

@@ -168,6 +168,7 @@ void Session::refuse(StreamCondition c, std::string_view domain, std::string_vie
     // Build the bytes first: domain and detail may point into state released below.
     std::string bytes;
     if (door_ && (!tls_ || tls_->state() == tls::TlsState::Open)) bytes = door_->refusal(c, domain, detail);
+    if (door_) door_->refused(c, *listener_cell_);
     if (bytes.empty()) {
         finish(reason_);
         return;
@@ -193,6 +194,7 @@ void Session::finish(EndReason r) {
     host_.stats().ended(r);
     listener_cell_->connections.add(-1);
     if (session_cell_) session_cell_->active.add(-1);
+    if (held_) held_->add(-1);
     if (counted_live_) backend_state_->session_ended();
     set_state(State::Closed);
     discard_backend();

@@ -116,7 +116,7 @@ private:
     void connect_next();
     void connect_now();
     void on_connected(int status);
-    void on_backend_answered();
+    void on_backend_answered(std::string_view first);
     void backend_failed(const char* what, bool passive_down);
     void refuse_admission(metrics::Admission why);
     void discard_backend();
@@ -194,6 +194,7 @@ private:
     metrics::WorkerStats::ListenerCell* listener_cell_ = nullptr;
     metrics::WorkerStats::BackendCell* backend_cell_ = nullptr;
     metrics::WorkerStats::SessionCell* session_cell_ = nullptr;
+    metrics::LocalGauge* held_ = nullptr;  // a gauge the door counted this session in
 
     std::array<std::size_t, 2> pending_{0, 0};  // bytes queued towards each side
     std::array<bool, 2> reading_{false, false};

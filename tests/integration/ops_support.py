@@ -74,7 +74,12 @@ TLS_FAMILIES = {
     "xmpp_shard_tls_handshakes_total": "counter",
     "xmpp_shard_tls_handshake_seconds": "histogram",
 }
-ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES}
+# Families of HTTP listeners (protocol = "http"): present when the config has one.
+HTTP_FAMILIES = {
+    "xmpp_shard_http_responses_total": "counter",
+    "xmpp_shard_websocket_sessions_active": "gauge",
+}
+ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES, **HTTP_FAMILIES}
 
 
 def http_get(port: int, path: str, host: str = "127.0.0.1", timeout: float = 5.0) -> tuple[int, str]:

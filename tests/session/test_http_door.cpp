@@ -109,12 +109,16 @@ TEST_CASE("http door: a WebSocket upgrade goes to its room's backend and frames 
                          "Sec-WebSocket-Protocol: xmpp\r\n\r\n";
     REQUIRE(write_all(b, answer));
     CHECK(w.pump_read(client, answer.size()) == answer);
+    auto* cell = w.host.stats().listener("web");
+    CHECK(cell->websockets.get() == 1);
+    CHECK(cell->http_responses[metrics::HttpClass::C1xx].get() == 1);
     std::string frame = "\x81\x85\x01\x02\x03\x04" + std::string("<a/>x");
     REQUIRE(write_all(client, frame));
     CHECK(w.pump_read(b, frame.size()) == frame);
     ::close(client);
     ::close(b);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    CHECK(cell->websockets.get() == 0);
 }
 
 TEST_CASE("http door: a room always reaches the same backend; rooms spread over both", "[http]") {
@@ -188,6 +192,9 @@ TEST_CASE("http door: refusals are HTTP responses", "[http]") {
         ::close(client);
         REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
     }
+    auto* cell = w.host.stats().listener("web");
+    CHECK(cell->http_responses[metrics::HttpClass::C4xx].get() == 6);
+    CHECK(cell->websockets.get() == 0);
 }
 
 TEST_CASE("http door: every candidate down is a 502", "[http]") {
@@ -199,6 +206,7 @@ TEST_CASE("http door: every candidate down is a 502", "[http]") {
     REQUIRE(write_all(client, upgrade("r")));
     std::string got = w.read_until(client, "\r\n\r\n");
     CHECK(got.rfind("HTTP/1.1 502 ", 0) == 0);
+    CHECK(w.host.stats().listener("web")->http_responses[metrics::HttpClass::C5xx].get() == 1);
     ::close(client);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
 }
