@@ -4,15 +4,15 @@ a `protocol = "http"` listener, rooms hashed over three real Prosody instances (
 WebSocket client (http_support.WsXmpp).
 
 test_harness_direct runs without the proxy (clients straight at one Prosody's HTTP port) and
-proves the harness. Every other test needs a proxy whose `--check` accepts the http listener
-and the room hash; while it rejects those keys they are skipped ("proxy has no http listener
-yet"), and they run as soon as it accepts them. Placement is read on the backend side: the
+proves the harness. Every other test runs through the proxy (whose `--check` must accept the
+http listener and the room hash, or they fail). Placement is read on the backend side: the
 instance whose log shows a participant's JID authenticating.
 """
 
 from __future__ import annotations
 
-import re
+import re  # noqa: F401
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -29,7 +29,6 @@ SHARDS = 3
 HEADER_TIMEOUT = 2.0
 PROXY_OPTS = {**DEFAULT_PROXY_OPTS, "header_timeout": f"{HEADER_TIMEOUT:g}s",
               "max_header_bytes": 4096}
-SKIP_REASON = "proxy has no http listener yet"
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def http_config(shards: hs.HttpShards, port: int) -> "hs.ProxyConfig":
 
 @pytest.fixture(scope="module")
 def http_supported(proxy_bin, shards, base_dir) -> bool:
-    """Skip (not fail) while the proxy's --check rejects `protocol` / `hash_key`."""
+    """The proxy's --check accepts the test's http config (a refusal fails every proxy test)."""
     d = base_dir / "http-front"
     d.mkdir(parents=True, exist_ok=True)
     path = http_config(shards, free_port()).write(d / "check.toml")
@@ -81,8 +80,6 @@ def http_supported(proxy_bin, shards, base_dir) -> bool:
                        text=True, timeout=30)
     out = (r.stdout + r.stderr).strip()
     if r.returncode != 0:
-        if re.search(r"unknown key '(protocol|hash_key)'|'protocol'|hash_key", out):
-            pytest.skip(SKIP_REASON)
         pytest.fail(f"--check refused the test's http config:\n{out}\n{path.read_text()}",
                     pytrace=False)
     return True
@@ -255,6 +252,41 @@ def test_backend_killed_mid_meeting(http_supported, proxies, live_shards, workdi
     finally:
         meeting.close()
         live_shards.ensure_running()
+
+
+@pytest.mark.timeout(90)
+def test_reload_keeps_live_websocket_sessions(http_supported, proxies, live_shards, workdir):
+    """SIGHUP with a changed route (a backend drained) while a meeting runs: the live WebSocket
+    sessions keep chatting, new joins follow the new config."""
+    proxy = start_proxy(proxies, live_shards)
+    rooms = {f"reload{i}": 2 for i in range(6)}
+    parts = hs.participants(proxy.port, rooms, bosh_every=0)
+    since = live_shards.marks()
+    meeting = hs.Meeting(hs.make_plan(parts, timeout=20), workdir)
+    try:
+        joined = meeting.ready(40)
+        assert all(e["ok"] for e in joined), [e for e in joined if not e["ok"]]
+        before = one_instance_each(live_shards.room_instances(joined, since))
+        drained = before["reload0"]  # the shard of room reload0 takes no new sessions
+        cfg = http_config(live_shards, proxy.port)
+        for b in cfg.backends:
+            if b["name"] == drained:
+                b["drain"] = True
+        cfg.listeners = proxy.cfg.listeners
+        cfg.proxy["metrics"] = proxy.cfg.proxy.get("metrics", "")
+        proxy.config_path.write_text(cfg.render())
+        since = live_shards.marks()
+        proxy.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        ok, chats = meeting.chat([p["id"] for p in parts])
+        assert ok and len(chats) == 2 * len(rooms), chats
+        assert not {pid for pid, c in meeting.status().items() if not c}, meeting.status()
+        res = hs.run_plan(hs.make_plan(hs.participants(proxy.port, {"reload0": 2}, nick="q")), workdir)
+        assert not res.failures(), res.summary()
+        placed = one_instance_each(live_shards.room_instances(res.joined, since))
+        assert placed["reload0"] != drained, placed  # new joins follow the reloaded config
+    finally:
+        meeting.close()
 
 
 @pytest.mark.timeout(90)
