@@ -54,6 +54,9 @@ struct Harness {
     std::vector<session::Session*> started;
     State state() { return one() ? one()->state() : State::Closed; }
     State state_of(std::size_t n) { return host.live.count(started[n]) ? started[n]->state() : State::Closed; }
+    upstream::BackendState* snapshot_state(const std::shared_ptr<const session::Snapshot>& s, std::size_t b) {
+        return s->rt->states[b].get();
+    }
     bool in(State s) { return host.run_until([&] { return state() == s; }); }
     bool ended() { return host.run_until([&] { return host.live.empty(); }); }
     int accept_backend(int lfd) {
@@ -235,6 +238,48 @@ TEST_CASE("a reset in each waiting state ends the session at once", "[session]")
         REQUIRE(h.host.run_until([&] { return h.host.live.empty(); }, 200));
         CHECK(h.host.ends[0].reason == "client_error");
         ::close(a);
+    }
+    SECTION("refusing") {
+        Harness h;
+        int client = h.open(snapshot_from(config_for(pa, pb)));
+        std::string other = kHeader;
+        other.replace(other.find("meet.example.com"), 16, "nowhere.example");
+        REQUIRE(write_all(client, other));
+        REQUIRE(h.in(State::Refusing));
+        reset(client);
+        REQUIRE(h.host.run_until([&] { return h.host.live.empty(); }, 200));  // before close_linger
+        CHECK(h.host.ends[0].condition == "host-unknown");
+    }
+    SECTION("queued") {
+        auto snap = snapshot_from(config_for(pa, pb, "", "max_connecting = 1\n"));
+        Harness h;
+        int c1 = h.open(snap);
+        REQUIRE(write_all(c1, kHeader));
+        int a = h.accept_backend(la);
+        REQUIRE(h.host.run_until([&] { return h.state_of(0) == State::AwaitingBackend; }));
+        int c2 = h.open(snap);
+        REQUIRE(write_all(c2, kHeader));
+        REQUIRE(h.host.run_until([&] { return h.state_of(1) == State::Queued; }));
+        reset(c2);
+        REQUIRE(h.host.run_until([&] { return h.state_of(1) == State::Closed; }, 200));
+        CHECK(h.host.stats().backend("a")->queued.get() == 0);  // left the queue
+        CHECK(h.host.admission().waiting(h.snapshot_state(snap, 0)) == 0);
+        ::close(c1);
+        ::close(a);
+        REQUIRE(h.ended());
+    }
+    SECTION("closing, backend side") {
+        Harness h;
+        int client = h.open(snapshot_from(config_for(pa, pb)));
+        REQUIRE(write_all(client, kHeader));
+        int a = h.accept_backend(la);
+        REQUIRE(write_all(a, "<s/>"));
+        REQUIRE(h.in(State::Relaying));
+        ::shutdown(client, SHUT_WR);  // half-close: the backend's answer is still awaited
+        REQUIRE(h.in(State::Closing));
+        reset(a);
+        REQUIRE(h.host.run_until([&] { return h.host.live.empty(); }, 200));  // before close_linger
+        ::close(client);
     }
     SECTION("relaying, backend side") {
         Harness h;
