@@ -157,6 +157,29 @@ def choose_instance_ports(plan, free: bool, avoid: set[int]) -> tuple[list[int],
     return ports, False
 
 
+def choose_shard_http_ports(plan, free: bool, avoid: set[int]) -> bool:
+    """[jitsi] shards: the proxy's HTTP port and the shards' (consecutive) HTTP ports on
+    loopback, the plan's when free, else free ones (written into plan.jitsi). Returns planned."""
+    jp = plan.jitsi
+    if jp is None or not jp.shards:
+        return True
+    wanted = [jp.http_port] + jp.shard_http_ports()
+    if not free and all(p not in avoid and port_is_free(p, "127.0.0.1") for p in wanted):
+        return True
+    while True:
+        jp.http_port = free_port("127.0.0.1")
+        if jp.http_port not in avoid:
+            break
+    for _ in range(500):
+        b = free_port("127.0.0.1")
+        cand = [b + k for k in range(jp.shards)]
+        if all(c <= 65535 and c not in avoid and c != jp.http_port and port_is_free(c, "127.0.0.1")
+               for c in cand):
+            jp.shard_http_port = b
+            return False
+    raise RuntimeError(f"no {jp.shards} consecutive free ports on 127.0.0.1 for the shards' HTTP side")
+
+
 DEMO_MESSAGE = "hello through xmpp-shard"
 
 
@@ -222,7 +245,14 @@ def client_lines(layout, host: str, port: int, ca: Optional[Path]) -> list[str]:
         lines.append(f"  clients    Gajim, Dino, Conversations ...: {doors}, set by hand (the domains are "
                      f"not in DNS)" + ("; trust the CA above" if ca is not None else ""))
     jp = plan.jitsi
-    if jp is not None and jp.http_port:
+    if jp is not None and jp.shards:
+        names = [layout.instances[k].name for k in range(jp.shards)]
+        lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket?room=ROOM and "
+                     f"http://127.0.0.1:{jp.http_port}/http-bind?room=ROOM for {jp.domain}: the "
+                     f"proxy's HTTP listener, each room on one of the shards "
+                     + ", ".join(f"{n} (127.0.0.1:{jp.shard_http_port + k})" for k, n in enumerate(names))
+                     + "; plaintext on loopback, a web server in front does TLS")
+    elif jp is not None and jp.http_port:
         lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket and "
                      f"http://127.0.0.1:{jp.http_port}/http-bind for {jp.domain}: Prosody's HTTP "
                      f"listener on the client instance ([jitsi] http_port), plaintext on loopback, not "
@@ -303,6 +333,8 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
     try:
         listen_port = choose_proxy_port(plan.listen, args.port, plan.port)
         ports, planned = choose_instance_ports(plan, args.free_ports, {listen_port})
+        planned = choose_shard_http_ports(plan, args.free_ports,
+                                          {listen_port, 9464} | set(ports)) and planned
         host = _connect_host(plan.listen)
         overrides = {"drain_timeout": "5s"}
         if "metrics" not in plan.proxy:
@@ -377,6 +409,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         proxy_pump.start()
         pumps.append(proxy_pump)
         wait_port(host, listen_port, timeout=10, proc=proxy, what="xmpp-shard-proxy")
+        if plan.jitsi is not None and plan.jitsi.shards:
+            wait_port("127.0.0.1", plan.jitsi.http_port, timeout=10, proc=proxy,
+                      what="xmpp-shard-proxy's HTTP listener")
         up_secs = time.monotonic() - t_start
 
         metrics = layout.proxy.proxy.get("metrics")

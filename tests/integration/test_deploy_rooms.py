@@ -1,8 +1,10 @@
 """The room-sharded Jitsi plan ([jitsi] shards = N, deploy/README.md "Room shards"), without
-starting Prosody: golden files for N = 2 and 3, the plan's errors (each naming its key),
+starting Prosody (but one test): golden files for N = 2 and 3, the plan's errors (each naming its key),
 `check` (prosodyctl check config on every instance, the proxy's --check), the nginx snippet
 under `nginx -t`, and `xmpp-shard-deploy where` agreeing with the real proxy running the
-generated config (fake HTTP shards record which one a room's requests reach).
+generated config (fake HTTP shards record which one a room's requests reach), and `run` of the
+plan: strophe.js participants of several rooms join over WebSocket and BOSH through the proxy,
+each room lands on the shard `where` names, and the rooms use every shard.
 
 Golden files: tests/integration/data/deploy-golden/rooms-2/ and rooms-3/. Refresh:
     XS_UPDATE_GOLDEN=1 /usr/bin/python3 -m pytest tests/integration/test_deploy_rooms.py
@@ -386,3 +388,45 @@ def _get(port: int, path: str) -> int:
             data += chunk
     m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
     return int(m.group(1)) if m else 0
+
+
+# --------------------------------------------------------------------------------------------
+# run: the room-sharded plan brought up locally, browsers' rooms spread over the shards
+
+@pytest.mark.timeout(180)
+def test_run_brings_up_the_shards_and_rooms_spread_over_them(proxy_bin, tmp_path):
+    import http_support as hs
+    from deploy_support import DeployRun
+    missing = hs.node_ready()
+    if missing:
+        pytest.fail(f"the strophe.js participants need Node: {missing}", pytrace=False)
+    names = ["shard-a", "shard-b"]
+    with DeployRun(proxy_bin, rooms_text(2), "xs-deploy-rooms-run-", names + ["brewery"]) as run:
+        m = run.lines.wait_for(r"web\s+ws://127\.0\.0\.1:(\d+)/xmpp-websocket\?room=ROOM", 5)
+        http_port = int(m.group(1))
+        rooms = {f"room{i:02d}": 2 for i in range(8)}
+        plan = hs.make_plan(hs.participants(http_port, rooms, bosh_every=3, host="meet.test"),
+                            timeout=30)
+        plan["domain"], plan["muc"] = "meet.test", "conference.meet.test"
+        res = hs.run_plan(plan, tmp_path / "web", timeout=90)
+        assert res.rc == 0, res.summary()
+        joined = res.joined
+        assert len(joined) == 16 and all(e["ok"] for e in joined), res.summary()
+        placed: dict[str, set] = {}
+        deadline = time.monotonic() + 10
+        for e in joined:
+            bare = e["jid"].split("/", 1)[0].lower()
+            while True:
+                where = [n for n in names if bare in {
+                    j.lower() for j in re.findall(r"Authenticated as (\S+)",
+                                                  run.log_of(n).read_text(errors="replace"))}]
+                if where or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert len(where) == 1, (bare, where)
+            placed.setdefault(e["room"], set()).add(where[0])
+        # each room on one shard, the one `where` names; rooms on both shards
+        for room, shards in placed.items():
+            assert len(shards) == 1, (room, shards)
+            assert shards == {names[room_shard(room, names + ["brewery"], 2)]}, (room, shards)
+        assert {s for v in placed.values() for s in v} == set(names), placed
