@@ -160,14 +160,16 @@ private:
                 "'low_water' must be below 'high_water'");
     }
 
+    bool https_ = false;  // an http listener terminates TLS: ALPN http/1.1 is accepted too
+
     void load_listener(const toml::table& t) {
         ListenerConfig l;
         read_section(t, schema::listener_section(), l);
         if (l.tls == TlsMode::Terminate) terminating_.push_back(t.get("tls"));
-        if (l.protocol == Protocol::Http && (l.direct_tls || l.tls == TlsMode::Terminate))
-            add(t.get("protocol")->source(),
-                "protocol = \"http\" serves plaintext HTTP here (TLS for it stays in front, e.g. "
-                "nginx): drop 'tls' and 'direct_tls' on this listener");
+        if (l.protocol == Protocol::Http && l.direct_tls)
+            add(t.get("direct_tls")->source(),
+                "direct_tls is for XMPP listeners; HTTPS on an http listener is tls = \"terminate\"");
+        if (l.protocol == Protocol::Http && l.tls == TlsMode::Terminate) https_ = true;
         listener_nodes_.push_back(&t);
         spec_.listeners.push_back(l.name);
         cfg_->listeners.push_back(std::move(l));
@@ -201,7 +203,9 @@ private:
                 add(n->source(), "tls = \"terminate\" needs at least one [[certificate]]");
             return;
         }
-        auto result = tls::CertStore::build(cert_specs_);
+        tls::StoreOptions opts;
+        if (https_) opts.alpn.push_back("http/1.1");  // HTTPS listeners: browsers offer h2, http/1.1
+        auto result = tls::CertStore::build(cert_specs_, opts);
         if (auto* store = std::get_if<std::shared_ptr<const tls::CertStore>>(&result)) {
             cfg_->certs = *store;
             return;

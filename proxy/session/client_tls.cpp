@@ -35,7 +35,13 @@ void Session::on_tls_bytes(const char* data, std::size_t len) {
     if (!was_done && tls_->handshake_done()) {
         listener_cell_->tls_handshakes[tls::TlsFailure::None].add();
         listener_cell_->tls_handshake_seconds.observe(seconds_since(mark_ns_));
-        if (door_) door_->tls_ready();
+        if (door_) {
+            Verdict v = door_->tls_ready(tls_->alpn());
+            if (v.step != Step::NeedMore) {
+                on_verdict(std::move(v));
+                return;
+            }
+        }
     }
     // plain is the host's scratch: on_client_bytes may use tls_out() but not tls_plain().
     if (!plain.empty()) on_client_bytes(plain.data(), plain.size());

@@ -75,8 +75,10 @@ public:
     // Raw bytes on their way into TLS after StartTls: a door may drop what legitimately precedes
     // the ClientHello (whitespace after <starttls/>). Returns the bytes that are TLS.
     virtual std::string_view before_tls(std::string_view raw) { return raw; }
-    // The handshake finished: what the client sends next is plaintext for feed().
-    virtual void tls_ready() {}
+    // The handshake finished (`alpn`: the protocol negotiated, "" when the client offered none):
+    // what the client sends next is plaintext for feed(). A door that cannot serve that protocol
+    // answers Close.
+    virtual Verdict tls_ready(std::string_view alpn) = 0;
     // The bytes that refuse a session in this door's protocol and phase, for refusals decided
     // by the door or later (no route, admission, every backend failed). Empty: close without a
     // word (TLS passed through, or TLS not up yet).

@@ -19,6 +19,23 @@ Verdict HttpDoor::refuse(int status, std::string detail) {
     return v;
 }
 
+Verdict HttpDoor::start() {
+    Verdict v;
+    if (ctx_.listener.tls == config::TlsMode::Terminate) v.step = Step::StartTls;
+    return v;
+}
+
+Verdict HttpDoor::tls_ready(std::string_view alpn) {
+    tls_up_ = true;
+    Verdict v;
+    if (!alpn.empty() && alpn != "http/1.1") {
+        v.step = Step::Close;
+        v.close_reason = EndReason::NotXmpp;
+        v.detail = "ALPN " + std::string(alpn) + " on an HTTP listener";
+    }
+    return v;
+}
+
 Verdict HttpDoor::feed(std::string_view bytes) {
     bytes_.append(bytes);
     switch (reader_.feed(bytes)) {
@@ -44,7 +61,8 @@ Verdict HttpDoor::feed(std::string_view bytes) {
     v.key.has_match = !head.host.empty();
     v.key.hash = key->hash_key;
     v.key.vnode = key->vnode;
-    std::string out = routing::render_backend_head(head, ctx_.client_ip, false);
+    std::string out = routing::render_backend_head(head, ctx_.client_ip,
+                                                   ctx_.listener.tls == config::TlsMode::Terminate);
     websocket_ = head.websocket_upgrade();
     if (!websocket_) out = with_connection_close(out);
     out.append(bytes_, head.head_bytes, std::string::npos);  // body bytes read with the head
@@ -64,6 +82,7 @@ int HttpDoor::status_for(StreamCondition c) {
 }
 
 std::string HttpDoor::refusal(StreamCondition c, std::string_view, std::string_view detail) const {
+    if (ctx_.listener.tls == config::TlsMode::Terminate && !tls_up_) return {};  // mid-handshake
     int status = status_ != 0 ? status_ : status_for(c);
     return routing::http_error_response(status, {}, detail);
 }

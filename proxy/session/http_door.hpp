@@ -21,6 +21,9 @@ public:
 
     explicit HttpDoor(const DoorContext& ctx) : ctx_(ctx), reader_(kMaxHeadBytes) {}
     std::string_view name() const override { return "http"; }
+    // HTTPS (tls = "terminate"): TLS from the first byte, ALPN http/1.1 or none.
+    Verdict start() override;
+    Verdict tls_ready(std::string_view alpn) override;
     Verdict feed(std::string_view bytes) override;
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override;
@@ -38,6 +41,7 @@ private:
     std::string bytes_;  // everything read, for the body bytes after the head
     int status_ = 0;     // set when the door itself refused (400, 414, 431, 501, 505)
     bool websocket_ = false;  // the routed request is a WebSocket upgrade
+    bool tls_up_ = false;     // HTTPS: the handshake finished (refusals can be sent)
 };
 
 // `head` (as render_backend_head returns it) with every Connection field replaced by

@@ -14,6 +14,7 @@ public:
     explicit SniDoor(const DoorContext&) {}
     std::string_view name() const override { return "sni"; }
     Verdict feed(std::string_view bytes) override;
+    Verdict tls_ready(std::string_view) override { return {}; }  // TLS stays end to end
     std::string refusal(routing::StreamCondition, std::string_view, std::string_view) const override {
         return {};
     }

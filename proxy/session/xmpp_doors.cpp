@@ -121,9 +121,20 @@ Verdict StartTlsDoor::on_negotiation(std::string_view bytes, Verdict v) {
     return v;
 }
 
-void StartTlsDoor::tls_ready() {
+Verdict xmpp_alpn_check(std::string_view alpn) {
+    Verdict v;
+    if (!alpn.empty() && alpn != "xmpp-client") {
+        v.step = Step::Close;
+        v.close_reason = EndReason::NotXmpp;
+        v.detail = "ALPN " + std::string(alpn) + " on an XMPP listener";
+    }
+    return v;
+}
+
+Verdict StartTlsDoor::tls_ready(std::string_view alpn) {
     phase_ = Phase::Inner;
     inner_ = std::make_unique<HeaderReader>(ctx_);
+    return xmpp_alpn_check(alpn);
 }
 
 std::string StartTlsDoor::refusal(StreamCondition c, std::string_view domain, std::string_view detail) const {
@@ -142,6 +153,11 @@ Verdict DirectTlsDoor::start() {
     Verdict v;
     v.step = Step::StartTls;
     return v;
+}
+
+Verdict DirectTlsDoor::tls_ready(std::string_view alpn) {
+    inner_ = std::make_unique<HeaderReader>(ctx_);
+    return xmpp_alpn_check(alpn);
 }
 
 Verdict DirectTlsDoor::feed(std::string_view bytes) {

@@ -29,10 +29,14 @@ private:
     std::string content_ns_;  // once the header is complete
 };
 
+// After a handshake: XMPP doors serve clients that negotiated xmpp-client or nothing.
+Verdict xmpp_alpn_check(std::string_view alpn);
+
 class PlainXmppDoor final : public FrontDoor {
 public:
     explicit PlainXmppDoor(const DoorContext& ctx) : reader_(ctx) {}
     std::string_view name() const override { return "xmpp"; }
+    Verdict tls_ready(std::string_view) override { return {}; }  // never starts TLS
     Verdict feed(std::string_view bytes) override { return reader_.feed(bytes); }
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override {
@@ -52,7 +56,7 @@ public:
     std::string_view name() const override { return "starttls"; }
     Verdict feed(std::string_view bytes) override;
     std::string_view before_tls(std::string_view raw) override { return reader_.tls_bytes(raw); }
-    void tls_ready() override;
+    Verdict tls_ready(std::string_view alpn) override;
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override;
 
@@ -75,7 +79,7 @@ public:
     std::string_view name() const override { return "direct-tls"; }
     Verdict start() override;
     Verdict feed(std::string_view bytes) override;
-    void tls_ready() override { inner_ = std::make_unique<HeaderReader>(ctx_); }
+    Verdict tls_ready(std::string_view alpn) override;
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override;
 

@@ -203,6 +203,6 @@ domains = ["*"]
 backends = ["s1"]
 hash_key = "rooms"
 )");
-    CHECK(has(e, "t.toml:4:12: protocol = \"http\" serves plaintext HTTP here"));
+    CHECK(has(e, "t.toml:5:14: direct_tls is for XMPP listeners"));
     CHECK(has(e, "t.toml:12:12:"));
 }

@@ -20,6 +20,7 @@ import re
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -457,10 +458,13 @@ class WsXmpp:
     top-level element (Prosody sends it so)."""
 
     def __init__(self, port: int, room: Optional[str] = None, *, host: str = "127.0.0.1",
-                 host_header: str = MEET, domain: str = MEET, timeout: float = 10.0):
+                 host_header: str = MEET, domain: str = MEET, timeout: float = 10.0,
+                 tls: Optional["ssl.SSLContext"] = None):
         self.domain = domain
         self.timeout = timeout
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:  # wss://: SNI and certificate check on the Host's name
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host_header)
         self.buf = b""
         self.jid: Optional[str] = None
         self._n = 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re  # noqa: F401
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ pytest.register_assert_rewrite("http_support")
 import http_support as hs  # noqa: E402
 from conftest import DEFAULT_PROXY_OPTS  # noqa: E402
 from xs_local import free_port  # noqa: E402
+from tls_support import tls_ca  # noqa: E402,F401  (the session's test CA fixture)
 
 SHARDS = 3
 HEADER_TIMEOUT = 2.0
@@ -287,6 +290,53 @@ def test_reload_keeps_live_websocket_sessions(http_supported, proxies, live_shar
         assert placed["reload0"] != drained, placed  # new joins follow the reloaded config
     finally:
         meeting.close()
+
+
+@pytest.mark.timeout(60)
+def test_https_listener_terminates_tls(http_supported, proxies, live_shards, tls_ca, workdir):
+    """tls = "terminate" on the http listener (wss:// and https:// straight to the proxy):
+    the certificate is chosen by SNI and verified against the test CA, ALPN http/1.1 is
+    selected, the room is hashed as over plaintext, refusals are encrypted HTTP responses, and a
+    client that negotiated xmpp-client is closed."""
+    cert = tls_ca.issue("http-front", [hs.MEET], "xmpp-shard http front")
+    port = free_port()
+    cfg = http_config(live_shards, free_port())
+    cfg.listeners.append({"name": "webs", "bind": f"127.0.0.1:{port}", "protocol": "http",
+                          "tls": "terminate"})
+    cfg.routes[0]["listeners"] = ["web", "webs"]
+    cfg.tls_certificates = [{"cert": str(cert.cert), "key": str(cert.key), "domains": [hs.MEET]}]
+    proxy = proxies.start(cfg)
+    ctx = ssl.create_default_context(cafile=str(tls_ca.cert))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    a = hs.WsXmpp(port, "secure1", tls=ctx)
+    try:
+        assert a.sock.selected_alpn_protocol() == "http/1.1"
+        a.login_anonymous()
+        assert a.join("secure1", "alice") == {"alice"}
+        b = hs.WsXmpp(port, "secure1", tls=ctx)
+        b.login_anonymous()
+        assert b.join("secure1", "bob") == {"alice", "bob"}
+        b.close()
+    finally:
+        a.close()
+    assert proxy.port  # the plaintext listener is there too
+    # A refusal after the handshake is an encrypted HTTP response.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        tls = ctx.wrap_socket(raw, server_hostname=hs.MEET)
+        tls.sendall(hs.upgrade_request("/xmpp-websocket?room=x", host="nope.example.org"))
+        assert tls.recv(4096).startswith(b"HTTP/1.1 404 ")
+    # ALPN xmpp-client on an HTTPS listener: the handshake completes, then the door closes.
+    xctx = ssl.create_default_context(cafile=str(tls_ca.cert))
+    xctx.set_alpn_protocols(["xmpp-client"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        tls = xctx.wrap_socket(raw, server_hostname=hs.MEET)
+        assert tls.selected_alpn_protocol() == "xmpp-client"
+        tls.sendall(hs.upgrade_request("/xmpp-websocket?room=x"))
+        try:
+            got = tls.recv(4096)
+        except (ssl.SSLError, ConnectionError):
+            got = b""
+        assert got == b"", got
 
 
 @pytest.mark.timeout(90)

@@ -118,7 +118,8 @@ TEST_CASE("STARTTLS door: offer, <proceed/> and StartTls in every split (go-xmpp
             CHECK(door->before_tls("\n").empty());
             CHECK(door->before_tls("\x16\x03") == "\x16\x03");
             CHECK(door->refusal(routing::StreamCondition::PolicyViolation, "", "x").empty());  // mid-handshake
-            door->tls_ready();
+            REQUIRE(door->tls_ready("").step == Step::NeedMore);
+            CHECK(make_front_door(ctx)->tls_ready("http/1.1").step == Step::Close);
             std::string inner_replies;
             Verdict r = feed_cut(*door, kSlixmpp, cut % kSlixmpp.size(), inner_replies);
             REQUIRE(r.step == Step::Route);
