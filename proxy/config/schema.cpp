@@ -80,7 +80,8 @@ const Key<L> kListener[] = {
         .non_empty(),
     enumeration("tls", enum_field<&L::tls>(), kTlsModes,
                 "`passthrough`: the client does TLS with the backend; `terminate`: the proxy "
-                "offers and requires STARTTLS (needs a `[[certificate]]`)"),
+                "offers and requires STARTTLS (on `protocol = \"http\"`: HTTPS); needs a "
+                "`[[certificate]]`"),
     boolean("direct_tls", &L::direct_tls,
             "XEP-0368 Direct TLS: TLS from the first byte (in passthrough mode routed on the "
             "ClientHello's SNI)"),
