@@ -430,3 +430,13 @@ def test_run_brings_up_the_shards_and_rooms_spread_over_them(proxy_bin, tmp_path
             assert len(shards) == 1, (room, shards)
             assert shards == {names[room_shard(room, names + ["brewery"], 2)]}, (room, shards)
         assert {s for v in placed.values() for s in v} == set(names), placed
+
+
+def test_the_example_room_plan_passes_check(base, proxy_bin):
+    plan = HERE.parents[1] / "deploy" / "plans" / "jitsi-rooms.toml"
+    r = tool("check", plan, "--out", base / "not-generated", "--proxy", proxy_bin)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("prosodyctl check config") == 4 and "check: all good" in r.stdout, r.stdout
+    r = tool("where", plan, "SomeRoom", check=True)
+    assert re.match(r"someroom: shard-[abc] \(instance [012], HTTP backend shard-[abc]-http "
+                    r"127\.0\.0\.1:528[123]\)", r.stdout), r.stdout
