@@ -62,6 +62,7 @@ struct ListenerConfig {
     unsigned per_ip_burst = 0;            // bucket size; 0: max(1, 2 * per_ip_rate)
     std::string see_other_host;           // admission refusals send <see-other-host/> with this
     Protocol protocol = Protocol::Xmpp;   // http: WebSocket and BOSH (the HTTP front door)
+    std::string shard_header;             // http: a response field naming the backend's shard
     TlsMode tls = TlsMode::Passthrough;   // terminate: STARTTLS (or Direct TLS) ends at the proxy
     bool direct_tls = false;              // XEP-0368: TLS from the first byte
 };
@@ -88,6 +89,7 @@ struct BackendConfig {
                                        // exact domain routed here
     std::string check_path = "/http-bind";  // the http check's GET
     std::string vnode;                 // serves only HTTP requests with ?vnode= this (visitors)
+    std::string shard;                 // the value of a listener's shard_header; "": the name
     bool proxy_protocol_v2 = false;    // send a PROXY v2 header (client address, TLS) first
 };
 

@@ -1,5 +1,7 @@
 #include "config/loader.hpp"
 
+#include "routing/http_lines.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -170,6 +172,8 @@ private:
             add(t.get("direct_tls")->source(),
                 "direct_tls is for XMPP listeners; HTTPS on an http listener is tls = \"terminate\"");
         if (l.protocol == Protocol::Http && l.tls == TlsMode::Terminate) https_ = true;
+        if (!l.shard_header.empty() && !routing::http::is_token(l.shard_header))
+            add(t.get("shard_header")->source(), "'shard_header' must be an HTTP field name (a token)");
         listener_nodes_.push_back(&t);
         spec_.listeners.push_back(l.name);
         cfg_->listeners.push_back(std::move(l));
@@ -178,6 +182,9 @@ private:
     void load_backend(const toml::table& t) {
         BackendConfig b;
         read_section(t, schema::backend_section(), b);
+        bool shard_ok = true;
+        for (char c : b.shard) shard_ok = shard_ok && c > ' ' && c < 0x7f;
+        if (!shard_ok) add(t.get("shard")->source(), "'shard' must be visible ASCII without spaces");
         backend_nodes_.push_back(&t);
         spec_.backends.push_back(b.name);
         cfg_->backends.push_back(std::move(b));

@@ -74,6 +74,10 @@ const Key<L> kListener[] = {
                 "`xmpp`: XMPP streams (RFC 6120); `http`: HTTP/1.1 for XMPP over WebSocket "
                 "(RFC 7395, `/xmpp-websocket`) and BOSH (XEP-0206, `/http-bind`), routed on the "
                 "Host header and, with a route's `hash_key = \"room\"`, on `?room=`"),
+    string("shard_header", &L::shard_header,
+           "http listeners: a response header field naming the backend's `shard` on the first "
+           "answer of each connection (Jitsi clients compare `X-Jitsi-Shard` to notice a moved "
+           "room); `\"\"`: none"),
     strings("namespaces", &L::namespaces,
             "content namespaces served; a stream header with another one gets `<invalid-namespace/>`")
         .items(kNamespaces, "namespace")
@@ -109,6 +113,8 @@ const Key<B> kBackend[] = {
                 "`http` (backends of HTTP listeners) sends `GET check_path` with that Host and "
                 "passes on a 2xx answer"),
     url_path("check_path", &B::check_path, "the path the `http` health check requests"),
+    string("shard", &B::shard, "the value of an http listener's `shard_header` for this backend; "
+                               "`\"\"`: the backend's name"),
     string("vnode", &B::vnode,
            "a Jitsi visitor node (`prosody-vN`): the backend takes only HTTP requests with "
            "`?vnode=` this value, and such requests go only to the route's backends of that "

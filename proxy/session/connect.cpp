@@ -123,7 +123,7 @@ void Session::on_connected(int status) {
 }
 
 // The backend answered: from now on the session is a plain relay.
-void Session::on_backend_answered(std::string_view first) {
+std::string Session::on_backend_answered(std::string_view first) {
     uv_timer_stop(&timer_);
     release_slot();
     mark_ns_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
@@ -131,13 +131,15 @@ void Session::on_backend_answered(std::string_view first) {
     count(kBackend, replay_.size());
     std::string().swap(replay_);
     std::vector<std::size_t>().swap(candidates_);
-    held_ = door_->answered(first, *listener_cell_);
+    std::string rewritten;
+    held_ = door_->answered(first, cfg().backends[backend_index_], *listener_cell_, rewritten);
     door_.reset();  // no refusal after this point
     backend_state_->session_started();
     counted_live_ = true;
     session_cell_ = host_.stats().session(listener().name, route_name_, cfg().backends[backend_index_].name);
     session_cell_->active.add(1);
     session_cell_->total.add();
+    return rewritten;
 }
 
 // One attempt failed: count it, mark the backend down at once when health checks watch it

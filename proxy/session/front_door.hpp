@@ -19,6 +19,7 @@
 namespace xs::config {
 struct Config;
 struct ListenerConfig;
+struct BackendConfig;
 }  // namespace xs::config
 
 namespace xs::session {
@@ -87,10 +88,15 @@ public:
 
     // Counting what only the door understands, on the listener's cell: a refusal was written;
     // the backend's first bytes arrived (the session relays from then on and frees the door).
-    // answered() may return a gauge it incremented, which the session decrements when it ends.
+    // answered() may return a gauge it incremented, which the session decrements when it ends,
+    // and may put into `rewritten` what the client gets instead of `first` (`backend`: the
+    // backend's config, e.g. for a response header naming it); empty: `first` unchanged.
     using ListenerCell = metrics::WorkerStats::ListenerCell;
     virtual void refused(routing::StreamCondition, ListenerCell&) {}
-    virtual metrics::LocalGauge* answered(std::string_view, ListenerCell&) { return nullptr; }
+    virtual metrics::LocalGauge* answered(std::string_view, const config::BackendConfig&, ListenerCell&,
+                                          std::string&) {
+        return nullptr;
+    }
 };
 
 // The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, Direct

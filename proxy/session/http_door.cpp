@@ -102,8 +102,12 @@ void HttpDoor::refused(StreamCondition c, ListenerCell& cell) {
 
 // The status line of the backend's answer ("HTTP/1.1 101 ..."): counted by class; a 101 to a
 // WebSocket upgrade counts as a WebSocket session until the session ends.
-metrics::LocalGauge* HttpDoor::answered(std::string_view first, ListenerCell& cell) {
+metrics::LocalGauge* HttpDoor::answered(std::string_view first, const config::BackendConfig& backend,
+                                        ListenerCell& cell, std::string& rewritten) {
     if (first.size() < 12 || first.substr(0, 7) != "HTTP/1.") return nullptr;
+    if (!ctx_.listener.shard_header.empty())
+        rewritten = with_response_field(first, ctx_.listener.shard_header,
+                                        backend.shard.empty() ? backend.name : backend.shard);
     int status = 0;
     for (char c : first.substr(9, 3)) {
         if (c < '0' || c > '9') return nullptr;
@@ -113,6 +117,15 @@ metrics::LocalGauge* HttpDoor::answered(std::string_view first, ListenerCell& ce
     if (status != 101 || !websocket_) return nullptr;
     cell.websockets.add(1);
     return &cell.websockets;
+}
+
+std::string with_response_field(std::string_view first, std::string_view name, std::string_view value) {
+    std::size_t end = first.find("\r\n\r\n");
+    if (end == std::string_view::npos) return {};
+    std::string out(first.substr(0, end + 2));
+    out.append(name).append(": ").append(value).append("\r\n");
+    out.append(first.substr(end + 2));
+    return out;
 }
 
 std::string with_connection_close(std::string_view head) {

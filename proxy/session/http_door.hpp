@@ -28,7 +28,8 @@ public:
     std::string refusal(routing::StreamCondition c, std::string_view domain,
                         std::string_view detail) const override;
     void refused(routing::StreamCondition c, ListenerCell& cell) override;
-    metrics::LocalGauge* answered(std::string_view first, ListenerCell& cell) override;
+    metrics::LocalGauge* answered(std::string_view first, const config::BackendConfig& backend,
+                                  ListenerCell& cell, std::string& rewritten) override;
 
     // The HTTP status a refusal of this condition gets (when the door did not set one itself).
     static int status_for(routing::StreamCondition c);
@@ -47,5 +48,8 @@ private:
 // `head` (as render_backend_head returns it) with every Connection field replaced by
 // "Connection: close".
 std::string with_connection_close(std::string_view head);
+// `first` (the start of a response) with "NAME: VALUE" added as the head's last field; empty when
+// `first` does not hold the whole head.
+std::string with_response_field(std::string_view first, std::string_view name, std::string_view value);
 
 }  // namespace xs::session

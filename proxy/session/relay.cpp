@@ -103,9 +103,13 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
 void Session::on_backend_bytes(const char* data, std::size_t len) {
     switch (state_) {
         case State::AwaitingBackend:
-            on_backend_answered(std::string_view(data, len));
-            count(kClient, len);
-            to_client(data, len);
+            if (std::string rewritten = on_backend_answered(std::string_view(data, len)); !rewritten.empty()) {
+                count(kClient, rewritten.size());
+                to_client(rewritten.data(), rewritten.size());
+            } else {
+                count(kClient, len);
+                to_client(data, len);
+            }
             if (finished_[kClient]) {  // the client half-closed while we waited
                 set_state(State::Closing);
                 reason_ = EndReason::ClientClosed;

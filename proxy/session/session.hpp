@@ -116,7 +116,7 @@ private:
     void connect_next();
     void connect_now();
     void on_connected(int status);
-    void on_backend_answered(std::string_view first);
+    std::string on_backend_answered(std::string_view first);  // what the client gets instead, if not empty
     void backend_failed(const char* what, bool passive_down);
     void refuse_admission(metrics::Admission why);
     void discard_backend();

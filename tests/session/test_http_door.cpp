@@ -16,9 +16,9 @@ using session::State;
 
 namespace {
 
-std::string http_config(int pa, int pb, const std::string& b_extra = "") {
+std::string http_config(int pa, int pb, const std::string& b_extra = "", const std::string& l_extra = "") {
     return "[proxy]\nheader_timeout = \"300ms\"\nclose_linger = \"300ms\"\n"
-           "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\nprotocol = \"http\"\n"
+           "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\nprotocol = \"http\"\n" + l_extra +
            "[[backend]]\nname = \"shard-1\"\naddress = \"127.0.0.1:" + std::to_string(pa) + "\"\n"
            "[[backend]]\nname = \"shard-2\"\naddress = \"127.0.0.1:" + std::to_string(pb) + "\"\n" + b_extra +
            "[[route]]\nname = \"rooms\"\ndomains = [\"meet.example.com\"]\n"
@@ -36,13 +36,13 @@ struct Web {
     int front = -1, front_port = 0;
     int la = -1, lb = -1, pa = 0, pb = 0;
     std::shared_ptr<const session::Snapshot> snap;
-    explicit Web(const std::string& b_extra = "") {
+    explicit Web(const std::string& b_extra = "", const std::string& l_extra = "") {
         front = listen_loopback(&front_port);
         la = listen_loopback(&pa);
         lb = listen_loopback(&pb);
         set_nonblocking(la);
         set_nonblocking(lb);
-        snap = snapshot_from(http_config(pa, pb, b_extra));
+        snap = snapshot_from(http_config(pa, pb, b_extra, l_extra));
     }
     ~Web() {
         for (int fd : {front, la, lb}) ::close(fd);
@@ -236,4 +236,27 @@ TEST_CASE("http door: ?vnode= goes to that visitor node's backend only; others n
     CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 404 ", 0) == 0);
     ::close(client);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
+
+TEST_CASE("http door: shard_header names the backend's shard in its first answer", "[http]") {
+    Web w("shard = \"shard-b\"\n", "shard_header = \"X-Jitsi-Shard\"\n");  // shard-2 is "shard-b"
+    std::set<std::string> seen;
+    for (int i = 0; i < 6; ++i) {
+        std::string room = "r" + std::to_string(i);
+        int client = w.open();
+        REQUIRE(write_all(client, upgrade(room)));
+        int b = -1;
+        int which = w.accepted(&b);
+        REQUIRE(which >= 0);
+        REQUIRE(write_all(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n<x/>"));
+        std::string got = w.read_until(client, "<x/>");
+        std::string want = which == 0 ? "shard-1" : "shard-b";
+        CHECK(got == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Jitsi-Shard: " + want +
+                         "\r\n\r\n<x/>");
+        seen.insert(want);
+        ::close(client);
+        ::close(b);
+        REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    }
+    CHECK(seen.size() == 2);
 }
