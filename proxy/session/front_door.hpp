@@ -55,6 +55,12 @@ struct Verdict {
 
 class SessionHost;
 
+// Verdicts every door builds.
+Verdict close_verdict(EndReason why, std::string detail);
+Verdict route_verdict(std::string match, bool has_match, std::string replay);
+// After a handshake: NeedMore when the client negotiated `wanted` or no ALPN, else Close.
+Verdict alpn_verdict(std::string_view alpn, std::string_view wanted, std::string_view listener_kind);
+
 // Everything a door may consult: the session's configuration snapshot and its host (for the
 // ids of the proxy's own stream headers). Both outlive the door.
 struct DoorContext {

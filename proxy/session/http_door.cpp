@@ -27,13 +27,7 @@ Verdict HttpDoor::start() {
 
 Verdict HttpDoor::tls_ready(std::string_view alpn) {
     tls_up_ = true;
-    Verdict v;
-    if (!alpn.empty() && alpn != "http/1.1") {
-        v.step = Step::Close;
-        v.close_reason = EndReason::NotXmpp;
-        v.detail = "ALPN " + std::string(alpn) + " on an HTTP listener";
-    }
-    return v;
+    return alpn_verdict(alpn, "http/1.1", "HTTP");
 }
 
 Verdict HttpDoor::feed(std::string_view bytes) {
@@ -55,10 +49,7 @@ Verdict HttpDoor::feed(std::string_view bytes) {
         for (const auto& p : head.ws_protocols) xmpp = xmpp || p == "xmpp";
         if (!xmpp) return refuse(400, "WebSocket upgrade without Sec-WebSocket-Protocol: xmpp (RFC 7395)");
     }
-    Verdict v;
-    v.step = Step::Route;
-    v.key.match = head.host;
-    v.key.has_match = !head.host.empty();
+    Verdict v = route_verdict(head.host, !head.host.empty(), {});
     v.key.hash = key->hash_key;
     v.key.vnode = key->vnode;
     std::string out = routing::render_backend_head(head, ctx_.client_ip,

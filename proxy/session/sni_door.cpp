@@ -4,30 +4,18 @@ namespace xs::session {
 
 Verdict SniDoor::feed(std::string_view bytes) {
     replay_.append(bytes);
-    Verdict v;
     switch (hello_.feed(bytes)) {
         case routing::HelloStatus::NeedMore:
-            return v;
+            return {};
         case routing::HelloStatus::Reject:
-            v.step = Step::Close;
-            v.close_reason = EndReason::NotXmpp;
-            v.detail = "Direct TLS: not a ClientHello: " + hello_.detail();
-            return v;
+            return close_verdict(EndReason::NotXmpp, "Direct TLS: not a ClientHello: " + hello_.detail());
         case routing::HelloStatus::Done:
             break;
     }
     const auto& info = hello_.info();
-    if (info.has_alpn && !info.offers_alpn("xmpp-client")) {
-        v.step = Step::Close;
-        v.close_reason = EndReason::NotXmpp;
-        v.detail = "Direct TLS: ALPN offered without xmpp-client";
-        return v;
-    }
-    v.step = Step::Route;
-    v.key.match = info.sni;
-    v.key.has_match = info.has_sni;
-    v.replay = std::move(replay_);
-    return v;
+    if (info.has_alpn && !info.offers_alpn("xmpp-client"))
+        return close_verdict(EndReason::NotXmpp, "Direct TLS: ALPN offered without xmpp-client");
+    return route_verdict(info.sni, info.has_sni, std::move(replay_));
 }
 
 }  // namespace xs::session

@@ -34,13 +34,8 @@ Verdict HeaderReader::feed(std::string_view bytes) {
     switch (sniffer_.feed(bytes)) {
         case SniffStatus::NeedMore:
             return {};
-        case SniffStatus::TlsClientHello: {
-            Verdict v;
-            v.step = Step::Close;
-            v.close_reason = EndReason::NotXmpp;
-            v.detail = "TLS ClientHello on a plaintext listener";
-            return v;
-        }
+        case SniffStatus::TlsClientHello:
+            return close_verdict(EndReason::NotXmpp, "TLS ClientHello on a plaintext listener");
         case SniffStatus::Reject:
             return refuse(sniffer_.condition(), "", sniffer_.detail());
         case SniffStatus::Done:
@@ -52,12 +47,7 @@ Verdict HeaderReader::feed(std::string_view bytes) {
     if (std::find(ns.begin(), ns.end(), h.content_ns) == ns.end())
         return refuse(StreamCondition::InvalidNamespace, "",
                       "content namespace '" + h.content_ns + "' is not served on this listener");
-    Verdict v;
-    v.step = Step::Route;
-    v.key.match = h.to;
-    v.key.has_match = h.has_to;
-    v.replay = std::move(replay_);
-    return v;
+    return route_verdict(h.to, h.has_to, std::move(replay_));
 }
 
 std::string HeaderReader::refusal(StreamCondition c, std::string_view domain, std::string_view detail,
@@ -121,20 +111,10 @@ Verdict StartTlsDoor::on_negotiation(std::string_view bytes, Verdict v) {
     return v;
 }
 
-Verdict xmpp_alpn_check(std::string_view alpn) {
-    Verdict v;
-    if (!alpn.empty() && alpn != "xmpp-client") {
-        v.step = Step::Close;
-        v.close_reason = EndReason::NotXmpp;
-        v.detail = "ALPN " + std::string(alpn) + " on an XMPP listener";
-    }
-    return v;
-}
-
 Verdict StartTlsDoor::tls_ready(std::string_view alpn) {
     phase_ = Phase::Inner;
     inner_ = std::make_unique<HeaderReader>(ctx_);
-    return xmpp_alpn_check(alpn);
+    return alpn_verdict(alpn, "xmpp-client", "XMPP");
 }
 
 std::string StartTlsDoor::refusal(StreamCondition c, std::string_view domain, std::string_view detail) const {
@@ -157,7 +137,7 @@ Verdict DirectTlsDoor::start() {
 
 Verdict DirectTlsDoor::tls_ready(std::string_view alpn) {
     inner_ = std::make_unique<HeaderReader>(ctx_);
-    return xmpp_alpn_check(alpn);
+    return alpn_verdict(alpn, "xmpp-client", "XMPP");
 }
 
 Verdict DirectTlsDoor::feed(std::string_view bytes) {

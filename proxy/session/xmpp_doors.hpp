@@ -29,9 +29,6 @@ private:
     std::string content_ns_;  // once the header is complete
 };
 
-// After a handshake: XMPP doors serve clients that negotiated xmpp-client or nothing.
-Verdict xmpp_alpn_check(std::string_view alpn);
-
 class PlainXmppDoor final : public FrontDoor {
 public:
     explicit PlainXmppDoor(const DoorContext& ctx) : reader_(ctx) {}
