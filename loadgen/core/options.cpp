@@ -100,6 +100,23 @@ const std::vector<Spec>& specs() {
              return o.sources.empty() ? std::string("empty list") : std::string();
          }},
         {"starttls", nullptr, "negotiate STARTTLS (OpenSSL, certificate not verified)", FLAG(starttls)},
+        {"transport", "tcp|websocket", "participants' and sessions' transport (default tcp)",
+         [](Options& o, const std::string& v) {
+             if (v == "tcp") o.transport = TransportKind::Tcp;
+             else if (v == "websocket" || v == "ws") o.transport = TransportKind::WebSocket;
+             else return std::string("expected tcp or websocket");
+             return std::string();
+         }},
+        {"ws-path", "PATH", "websocket: request path (default /xmpp-websocket)",
+         [](Options& o, const std::string& v) {
+             if (v.empty() || v.front() != '/' || v.find_first_of(" \t\r\n") != std::string::npos)
+                 return std::string("expected a path starting with /");
+             o.ws_path = v;
+             return std::string();
+         }},
+        {"ws-host", "HOST", "websocket: Host header (default: the client's domain)", STR(ws_host)},
+        {"ws-room-param", "NAME", "websocket: query parameter carrying the room (default room; empty: none)",
+         STR(ws_room_param)},
         {"domain", "D[,D...]", "client domains; rooms are spread over them (default meet.test)",
          [](Options& o, const std::string& v) {
              o.domains = split_list(v);
@@ -182,6 +199,10 @@ const std::set<std::string> kScenarios = {"join-storm", "brewery", "jitsi", "ste
 
 }  // namespace
 
+const char* transport_name(TransportKind t) {
+    return t == TransportKind::WebSocket ? "websocket" : "tcp";
+}
+
 const char* auth_mode_name(AuthMode m) {
     switch (m) {
         case AuthMode::Auto: return "auto";
@@ -257,6 +278,8 @@ ParseResult parse_options(const std::vector<std::string>& args) {
     if (o.brewery_server.empty()) o.brewery_server = o.server;
     if ((o.auth == AuthMode::Plain || o.auth == AuthMode::Scram) && o.user.empty())
         r.errors.push_back("--auth plain/scram needs --user");
+    if (o.transport == TransportKind::WebSocket && o.starttls)
+        r.errors.push_back("--starttls is for --transport tcp (no wss:// yet)");
     return r;
 }
 

@@ -10,6 +10,7 @@
 namespace xs::loadgen {
 
 enum class AuthMode { Auto, Plain, Scram, Anonymous, None };
+enum class TransportKind { Tcp, WebSocket };
 
 struct Options {
     std::string scenario;  // join-storm | brewery | jitsi | steady | churn
@@ -19,6 +20,10 @@ struct Options {
     std::string brewery_server;            // default: server
     std::vector<std::string> sources;      // local addresses to bind, round robin
     bool starttls = false;
+    TransportKind transport = TransportKind::Tcp;  // of participants and steady/churn sessions
+    std::string ws_path = "/xmpp-websocket";
+    std::string ws_host;                   // Host header; default: the client's domain
+    std::string ws_room_param = "room";    // ?room=<room name> on a room's participants
     std::vector<std::string> domains = {"meet.test"};   // rooms spread over these, round robin
     std::string muc = "conference.{domain}";
     std::string user;                      // template with {i}; empty: anonymous
@@ -85,6 +90,7 @@ struct ParseResult {
 ParseResult parse_options(const std::vector<std::string>& args);
 std::string usage();
 const char* auth_mode_name(AuthMode m);
+const char* transport_name(TransportKind t);
 
 // "HOST:PORT" -> host and port; false if malformed.
 bool split_host_port(const std::string& s, std::string& host, int& port);

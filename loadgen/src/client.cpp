@@ -28,6 +28,7 @@ void Client::start() {
     tls_.reset();
     scram_.reset();
     parser_.reset();
+    transport_ = make_transport(spec_.transport);
     t_start_us = now_us();
     t_connected_us = t_ready_us = 0;
     uv_tcp_init(env_.loop, &tcp_);
@@ -70,10 +71,13 @@ void Client::on_connect(uv_connect_t* req, int status) {
     c->state_ = State::Negotiating;
     c->arm_timer(c->spec_.login_timeout);
     uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), on_alloc, on_read);
-    c->open_stream();
+    std::string hs = c->transport_->handshake();
+    if (hs.empty()) return c->open_stream();
+    c->bytes_out += hs.size();
+    c->write_raw(hs);
 }
 
-void Client::open_stream() { send(ns::stream_header(spec_.domain)); }
+void Client::open_stream() { send(transport_->stream_open(spec_.domain)); }
 
 void Client::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
     auto* c = static_cast<Client*>(h->data);
@@ -89,6 +93,7 @@ void Client::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     }
     auto len = static_cast<std::size_t>(n);
     c->bytes_in += len;
+    const char* data = buf->base;
     if (c->tls_) {
         bool was_done = c->tls_->handshake_done();
         c->plain_.clear();
@@ -97,11 +102,18 @@ void Client::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         c->flush_tls();
         if (!was_done && c->tls_->handshake_done()) c->open_stream();
         if (c->plain_.empty()) return;
-        c->parser_.feed(c->plain_);
-    } else {
-        c->parser_.feed(buf->base, len);
+        data = c->plain_.data();
+        len = c->plain_.size();
     }
+    std::string reply;
+    Transport::In in = c->transport_->input(data, len, c->parser_, reply);
+    if (!reply.empty()) c->write_wire(reply);
+    if (!c->handles_open_) return;
+    if (in == Transport::In::Error)
+        return c->fail(c->transport_->error_kind(), c->transport_->error());
+    if (in == Transport::In::Established) c->open_stream();
     c->pump();
+    if (c->transport_->peer_closed() && c->handles_open_) c->peer_closed("websocket close");
 }
 
 void Client::pump() {
@@ -255,7 +267,12 @@ void Client::become_ready() {
 
 void Client::send(std::string_view data) {
     if (state_ != State::Negotiating && state_ != State::Ready && state_ != State::Closing) return;
-    bytes_out += data.size();
+    std::string_view wire = transport_->wrap(data);
+    bytes_out += wire.size();
+    write_wire(wire);
+}
+
+void Client::write_wire(std::string_view data) {
     if (tls_ && tls_->handshake_done()) {
         if (tls_->write(data) != TlsSession::Status::Ok) return fail("tls", tls_->error());
         return flush_tls();
@@ -296,7 +313,7 @@ void Client::on_write(uv_write_t* req, int status) {
 
 void Client::close_stream(double linger_s) {
     if (state_ == State::Ready || state_ == State::Negotiating) {
-        send(ns::stream_close());
+        send(transport_->stream_close());
         state_ = State::Closing;
         arm_timer(linger_s);
     } else if (state_ == State::Connecting) {

@@ -1,5 +1,5 @@
 // One simulated XMPP client on the shared libuv loop: TCP connect (from a chosen local
-// address), stream open, optional STARTTLS (OpenSSL memory BIOs), SASL (PLAIN, SCRAM-SHA-1,
+// address), the transport's handshake (none, or the WebSocket upgrade), stream open, optional STARTTLS (OpenSSL memory BIOs), SASL (PLAIN, SCRAM-SHA-1,
 // ANONYMOUS), resource bind, then stanzas in both directions for the scenario (its owner).
 #pragma once
 
@@ -15,6 +15,7 @@
 #include "core/sasl.hpp"
 #include "core/xml_stream.hpp"
 #include "tls.hpp"
+#include "transport.hpp"
 
 namespace xs::loadgen {
 
@@ -38,6 +39,7 @@ struct LoginSpec {
     std::string resource;
     AuthMode auth = AuthMode::Auto;
     bool starttls = false;
+    TransportSpec transport;  // tcp, or websocket with its request target and Host
     double connect_timeout = 10;
     double login_timeout = 30;
 };
@@ -92,6 +94,7 @@ private:
 
     void fail(const std::string& kind, const std::string& detail);
     void write_raw(std::string_view data);
+    void write_wire(std::string_view data);  // through TLS when it is on
     void flush_tls();
     void open_stream();
     void pump();
@@ -117,6 +120,7 @@ private:
     uv_connect_t connect_req_{};
     xml::StreamParser parser_;
     std::unique_ptr<TlsSession> tls_;
+    std::unique_ptr<Transport> transport_;
     std::unique_ptr<sasl::ScramSha1Client> scram_;
     std::string jid_;
     std::string plain_;  // TLS scratch

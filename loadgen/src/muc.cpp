@@ -75,11 +75,12 @@ void Runner::setup_muc() {
             s.user = o_.user.empty() ? "" : stanzas::expand(o_.user, "i", std::to_string(p));
             s.password = o_.password;
             s.resource = "lg" + std::to_string(p);
+            std::string node = lower(prefix_ + "-" + std::to_string(r));
+            s.transport = client_transport(domain, node);
             std::size_t i = add_client(Role::Participant, s);
             Actor& a = actors_[i];
             a.room = r;
-            a.room_jid = lower(prefix_ + "-" + std::to_string(r) + "@" +
-                               stanzas::expand(o_.muc, "domain", domain));
+            a.room_jid = node + "@" + lower(stanzas::expand(o_.muc, "domain", domain));
             a.nick = "p" + std::to_string(p);
         }
     }

@@ -59,6 +59,11 @@ bool Runner::run() {
     std::string doms;
     for (const auto& d : o_.domains) doms += (doms.empty() ? "" : ",") + d;
     set("auth", std::string(auth_mode_name(o_.auth)) + (o_.starttls ? "+starttls" : ""));
+    set("transport", transport_name(o_.transport));
+    if (o_.transport == TransportKind::WebSocket) {
+        set("ws_path", o_.ws_path);
+        if (!o_.ws_host.empty()) set("ws_host", o_.ws_host);
+    }
     if (o_.scenario == "join-storm" || o_.scenario == "jitsi") {
         set("domains", doms);
         set("rooms", num(o_.rooms));
@@ -123,6 +128,16 @@ std::size_t Runner::add_client(Role role, LoginSpec spec) {
     actors_.back().role = role;
     report_.counts.add("clients", 1);
     return i;
+}
+
+TransportSpec Runner::client_transport(const std::string& domain, const std::string& room) const {
+    TransportSpec t;
+    t.kind = o_.transport;
+    if (t.kind == TransportKind::WebSocket) {
+        t.ws_target = ws::with_query(o_.ws_path, o_.ws_room_param, room);
+        t.ws_host = o_.ws_host.empty() ? domain : o_.ws_host;
+    }
+    return t;
 }
 
 void Runner::enqueue(std::size_t first, std::size_t count) {

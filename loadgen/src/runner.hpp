@@ -68,6 +68,9 @@ private:
     // runner.cpp
     bool resolve(const std::string& hostport, sockaddr_storage& out);
     std::size_t add_client(Role role, LoginSpec spec);
+    // --transport for a participant or session of `domain`; `room` (the room's node, empty
+    // outside rooms) goes into the WebSocket request's query.
+    TransportSpec client_transport(const std::string& domain, const std::string& room) const;
     void enqueue(std::size_t first, std::size_t count);
     void pace();
     static void on_tick(uv_timer_t* t);

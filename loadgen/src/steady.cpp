@@ -25,6 +25,12 @@ void Runner::setup_steady() {
         s.user = o_.user.empty() ? "" : stanzas::expand(o_.user, "i", std::to_string(i));
         s.password = o_.password;
         s.resource = "lg" + std::to_string(i);
+        std::string node;
+        if (!churn && o_.to_room) {
+            node = prefix_ + "-" + std::to_string(r);
+            for (char& ch : node) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        s.transport = client_transport(domain, node);
         std::size_t k = add_client(Role::Session, s);
         if (!churn && o_.to_room) {
             Actor& a = actors_[k];

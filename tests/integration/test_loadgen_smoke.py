@@ -1,6 +1,8 @@
 """xmpp-shard-loadgen against real Prosody through the proxy: a few dozen clients for a few
 seconds. Checks the report's COUNTS (logins, joins, messages, presences, errors by kind), never
-its timings, and the instances' logs for where the sessions landed.
+its timings, and the instances' logs for where the sessions landed. The WebSocket tests
+(--transport websocket) run against http_support.HttpShards (Prosody with mod_websocket) through
+the proxy's `protocol = "http"` listener, which hashes each upgrade's ?room= over the shards.
 
 Binary: $XS_LOADGEN_BIN, else xmpp-shard-loadgen next to the proxy binary.
 """
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUTH, BREWERY, CLIENT, CONFERENCE, GUEST, REPO
+import http_support as hs
+from conftest import AUTH, BREWERY, CLIENT, CONFERENCE, DEFAULT_PROXY_OPTS, GUEST, REPO
 from xs_local import InstanceSpec, Muc, ProsodyInstance, ProxyConfig, VirtualHost, free_port
 from xs_local.prosody import AUTH_ANONYMOUS
 
@@ -176,3 +179,91 @@ def test_starttls_join_storm_through_the_proxy(tls_instance, proxies, loadgen_bi
     assert c["logged_in"] == 10 and c["participants_joined"] == 10
     assert c["messages_echoed"] == 10
     assert tls_instance.log_text(mark).count("Stream encrypted") >= 10
+
+
+# --------------------------------------------------------------------------------------------
+# --transport websocket: Prosody's mod_websocket, directly and through the proxy's http listener
+
+@pytest.fixture(scope="module")
+def ws_shards(base_dir):
+    """Two Prosody instances hosting the anonymous meeting domain over WebSocket."""
+    s = hs.HttpShards(base_dir / "loadgen-ws-shards", 2)
+    try:
+        s.start()
+    except Exception as e:  # noqa: BLE001
+        s.stop()
+        pytest.fail(f"could not start the HTTP Prosody shards: {e}", pytrace=False)
+    yield s
+    s.stop()
+
+
+def ws_storm_args(port: int, rooms: int, size: int, *extra: str) -> list[str]:
+    return ["join-storm", "--transport", "websocket", "--server", f"127.0.0.1:{port}",
+            "--domain", hs.MEET, "--muc", hs.MUC, "--rooms", str(rooms), "--room-size", str(size),
+            "--stay", "1", "--messages", "2", *extra]
+
+
+def check_storm(rep: dict, rooms: int, size: int, msgs: int = 2) -> None:
+    c = counts(rep)
+    parts = rooms * size
+    assert rep["errors_total"] == 0, rep["_text"]
+    assert not rep["aborted"]
+    assert rep["settings"]["transport"] == "websocket"
+    assert c["logged_in"] == parts
+    assert c["participants_joined"] == parts
+    assert c["messages_sent"] == c["messages_echoed"] == parts * msgs
+    # Everyone saw the other occupants of its room and their messages: a room's participants
+    # are together on one instance.
+    assert c["occupant_presences_in"] == parts * (size - 1)
+    assert c["groupchat_in"] == parts * msgs * (size - 1)
+    assert rep["latency_ms"]["join"]["count"] == parts
+
+
+@pytest.mark.timeout(60)
+def test_websocket_join_storm_direct(ws_shards, loadgen_bin, tmp_path):
+    """Straight at one instance's HTTP port: upgrade, RFC 7395 framing, SASL ANONYMOUS, bind,
+    MUC join, groupchat, <close/>."""
+    sh = ws_shards.instances[0]
+    ws_shards.ensure_running()
+    mark = sh.log_mark()
+    rep = run_loadgen(loadgen_bin, tmp_path, *ws_storm_args(sh.http_port, 2, 3))
+    check_storm(rep, 2, 3)
+    assert len(sh.authenticated_since(mark)) == 6
+
+
+@pytest.mark.timeout(60)
+def test_websocket_join_storm_through_the_http_front(ws_shards, proxies, loadgen_bin, tmp_path):
+    """4 rooms x 3 participants over WebSocket through the proxy's http listener: each upgrade
+    carries ?room=<its room>, the proxy hashes it over the two shards, every room meets on one
+    instance and the rooms use both."""
+    ws_shards.ensure_running()
+    port = free_port()
+    cfg = ws_shards.proxy_config(DEFAULT_PROXY_OPTS)
+    cfg.listeners.insert(0, {"name": "web", "bind": f"127.0.0.1:{port}", "protocol": "http"})
+    px = proxies.start(cfg)
+    assert px.port == port
+    rooms, size = 4, 3
+    since = ws_shards.marks()
+    # A fixed prefix: the placement is the hash's (of the room and the backends' names), the
+    # same on every run; ws-0..ws-3 go two to each shard.
+    rep = run_loadgen(loadgen_bin, tmp_path, *ws_storm_args(port, rooms, size, "--room-prefix", "ws"))
+    check_storm(rep, rooms, size)
+    per = {i.name: len(i.authenticated_since(since[i.name])) for i in ws_shards.instances}
+    assert sum(per.values()) == rooms * size, per
+    assert all(n % size == 0 for n in per.values()), per   # whole rooms per instance
+    assert sum(1 for n in per.values() if n) == 2, per      # both shards got rooms
+
+
+@pytest.mark.timeout(60)
+def test_websocket_failures_are_counted_by_kind(ws_shards, loadgen_bin, tmp_path):
+    ws_shards.ensure_running()
+    port = ws_shards.instances[0].http_port
+    nowhere = run_loadgen(loadgen_bin, tmp_path, *ws_storm_args(port, 1, 2, "--ws-path", "/nowhere"))
+    assert nowhere["errors"] == {"http:404": 2}, nowhere["_text"]
+    assert nowhere["counts"].get("logged_in", 0) == 0
+    # Nobody listening: the same connect error as over TCP.
+    refused = run_loadgen(loadgen_bin, tmp_path, "steady", "--transport", "websocket",
+                          "--server", f"127.0.0.1:{free_port()}", "--domain", hs.MEET,
+                          "--clients", "2", "--warmup", "0", "--duration", "0.2")
+    assert refused["errors"] == {"connect:ECONNREFUSED": 2}
+

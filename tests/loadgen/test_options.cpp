@@ -64,3 +64,24 @@ TEST_CASE("options: host and port", "[options]") {
     CHECK_FALSE(split_host_port("127.0.0.1:70000", h, p));
     CHECK_FALSE(split_host_port(":5222", h, p));
 }
+
+TEST_CASE("options: --transport websocket and its path, Host and room parameter", "[options]") {
+    auto d = parse({"join-storm"});
+    REQUIRE(d.errors.empty());
+    CHECK(d.opts.transport == TransportKind::Tcp);
+    CHECK(d.opts.ws_path == "/xmpp-websocket");
+    CHECK(d.opts.ws_host.empty());
+    CHECK(d.opts.ws_room_param == "room");
+    auto r = parse({"join-storm", "--transport", "websocket", "--ws-path", "/acme/xmpp-websocket",
+                    "--ws-host", "meet.example.com", "--ws-room-param", "r"});
+    REQUIRE(r.errors.empty());
+    CHECK(r.opts.transport == TransportKind::WebSocket);
+    CHECK(std::string(transport_name(r.opts.transport)) == "websocket");
+    CHECK(r.opts.ws_path == "/acme/xmpp-websocket");
+    CHECK(r.opts.ws_host == "meet.example.com");
+    CHECK(r.opts.ws_room_param == "r");
+    CHECK(parse({"join-storm", "--transport", "bosh"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--ws-path", "xmpp-websocket"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport", "websocket", "--starttls"}).errors.size() == 1);
+    CHECK(usage().find("--transport tcp|websocket") != std::string::npos);
+}
