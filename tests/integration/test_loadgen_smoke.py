@@ -267,3 +267,24 @@ def test_websocket_failures_are_counted_by_kind(ws_shards, loadgen_bin, tmp_path
                           "--clients", "2", "--warmup", "0", "--duration", "0.2")
     assert refused["errors"] == {"connect:ECONNREFUSED": 2}
 
+
+
+@pytest.mark.timeout(60)
+def test_websocket_steady_messages(ws_shards, proxies, loadgen_bin, tmp_path):
+    """steady over WebSocket through the proxy: messages to oneself, then groupchat in rooms
+    (each session's upgrade naming its room)."""
+    ws_shards.ensure_running()
+    port = free_port()
+    cfg = ws_shards.proxy_config(DEFAULT_PROXY_OPTS)
+    cfg.listeners.insert(0, {"name": "web", "bind": f"127.0.0.1:{port}", "protocol": "http"})
+    proxies.start(cfg)
+    common = ["steady", "--transport", "websocket", "--server", f"127.0.0.1:{port}",
+              "--domain", hs.MEET, "--muc", hs.MUC, "--clients", "6", "--rate", "60",
+              "--warmup", "0.2", "--duration", "1"]
+    for extra in ([], ["--target", "room", "--room-size", "3", "--room-prefix", "ws"]):
+        rep = run_loadgen(loadgen_bin, tmp_path, *common, *extra)
+        c = counts(rep)
+        assert rep["errors_total"] == 0, rep["_text"]
+        assert c["logged_in"] == c["sessions_ready"] == 6
+        assert c["messages_sent"] > 30
+        assert c["messages_echoed"] == c["messages_sent"]
