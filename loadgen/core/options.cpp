@@ -275,6 +275,10 @@ ParseResult parse_options(const std::vector<std::string>& args) {
     if (r.help || r.version) return r;
     Options& o = r.opts;
     if (!positional) r.errors.push_back("no scenario given (join-storm, brewery, jitsi, steady, churn)");
+    if (o.transport == TransportKind::WebSocket && o.brewery_server.empty() &&
+        (o.scenario == "brewery" || o.scenario == "jitsi"))
+        r.errors.push_back("--transport websocket: bridges and the focus use TCP; give their c2s port "
+                           "with --brewery-server");
     if (o.brewery_server.empty()) o.brewery_server = o.server;
     if ((o.auth == AuthMode::Plain || o.auth == AuthMode::Scram) && o.user.empty())
         r.errors.push_back("--auth plain/scram needs --user");

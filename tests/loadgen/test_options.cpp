@@ -84,4 +84,7 @@ TEST_CASE("options: --transport websocket and its path, Host and room parameter"
     CHECK(parse({"join-storm", "--ws-path", "xmpp-websocket"}).errors.size() == 1);
     CHECK(parse({"join-storm", "--transport", "websocket", "--starttls"}).errors.size() == 1);
     CHECK(usage().find("--transport tcp|websocket") != std::string::npos);
+    // The brewery stays on TCP: its port must be given apart from the HTTP one.
+    CHECK(parse({"jitsi", "--transport", "websocket"}).errors.size() == 1);
+    CHECK(parse({"jitsi", "--transport", "websocket", "--brewery-server", "127.0.0.1:5222"}).errors.empty());
 }
