@@ -336,7 +336,13 @@ class ProxyFactory:
     def start(self, cfg: ProxyConfig, *, port: Optional[int] = None, listener: str = "c2s",
               **listener_opts) -> ProxyProcess:
         if not cfg.listeners:
-            cfg.add_listener(listener, f"127.0.0.1:{port or free_port()}", **listener_opts)
+            # free_port() only probes: the metrics port already written in the config is not
+            # bound yet, so the kernel may hand the same number out again.
+            metrics = str(cfg.proxy.get("metrics", ""))
+            taken = {int(metrics.rsplit(":", 1)[1])} if metrics.rsplit(":", 1)[-1].isdigit() else set()
+            while not port or port in taken:
+                port = free_port()
+            cfg.add_listener(listener, f"127.0.0.1:{port}", **listener_opts)
         n = len(list(self.base.glob("proxy-*")))
         p = ProxyProcess(self.binary, cfg, self.base / f"proxy-{n:03d}")
         self.started.append(p)
