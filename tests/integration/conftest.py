@@ -72,7 +72,9 @@ _raise_nofile()
 
 
 def pwgen() -> str:
-    return secrets.token_urlsafe(12)
+    # Never starting with '-' or '_': command-line clients (argparse, Getopt::Long) would take a
+    # leading '-' for an option.
+    return "p" + secrets.token_urlsafe(12)
 
 
 # --------------------------------------------------------------------------------------------

@@ -499,13 +499,14 @@ def test_go_sendxmpp_sends_a_newline_after_starttls(tmp_path):
 
 
 def run_slixmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str) -> Run:
-    cmd = ["/usr/bin/python3", str(INTEROP_DIR / "slixmpp_send.py"), "--jid", jid, "--password", pw,
+    # --password=VALUE: a generated password may start with '-', which argparse takes for an option.
+    cmd = ["/usr/bin/python3", str(INTEROP_DIR / "slixmpp_send.py"), "--jid", jid, f"--password={pw}",
            "--port", str(ix.port(door)), "--mode", door.mode, "--ca", str(ix.ca), "--to", to, "--body", body]
     return _run(cmd, ix)
 
 
 def run_nbxmpp(ix: Interop, door: Door, jid: str, pw: str, to: str, body: str) -> Run:
-    cmd = ["/usr/bin/python3", str(INTEROP_DIR / "nbxmpp_send.py"), "--jid", jid, "--password", pw,
+    cmd = ["/usr/bin/python3", str(INTEROP_DIR / "nbxmpp_send.py"), "--jid", jid, f"--password={pw}",
            "--port", str(ix.port(door)), "--mode", door.mode, "--to", to, "--body", body]
     if door.mode != "plain":
         cmd += ["--pin", str(ix.certs[door.backend])]
