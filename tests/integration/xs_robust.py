@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from xs_clients import RawClient, header
-from xs_local import free_port
+from xs_local import free_port, wait_port
 
 FEATURES_RX = rb"</(?:\w+:)?features>"
 STREAM_HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -97,6 +97,9 @@ class Resources:
         self.px = px
         self.mport = metrics_port
         if metrics_port is not None:
+            # The proxy reports ready once its XMPP listeners accept; the metrics server binds a
+            # moment later (on the daemon's loop), which under a sanitizer can be after a scrape.
+            wait_port("127.0.0.1", metrics_port, timeout=10, proc=px.proc, what="the metrics endpoint")
             scrape(metrics_port)          # the metrics server's first use opens what it keeps
         # The baseline: a count that holds still for half a second (worker threads finish
         # setting up their loops after the proxy reports ready).
