@@ -6,9 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
-#include <deque>
 #include <functional>
-#include <map>
 #include <random>
 #include <string>
 #include <memory>

@@ -45,7 +45,7 @@ void Session::on_tls_bytes(const char* data, std::size_t len) {
     }
     // plain is the host's scratch: on_client_bytes may use tls_out() but not tls_plain().
     if (!plain.empty()) on_client_bytes(plain.data(), plain.size());
-    if (st == tls::TlsState::Closed && state_ != State::Closed) side_finished(kClient, UV_EOF);  // close_notify
+    if (st == tls::TlsState::Closed) side_finished(kClient, UV_EOF);  // close_notify (a no-op once closed)
 }
 
 // Bytes for the client: encrypted when TLS with the client is up.
