@@ -26,6 +26,7 @@ Worker::Worker(unsigned id, std::shared_ptr<const session::Snapshot> snap, std::
         t->data = this;
     }
     if (rc == 0) rc = admission_.init(&loop_);
+    if (rc == 0) rc = idle_pool_.init(&loop_);
     if (rc != 0) log::die(std::string("worker: libuv initialisation: ") + uv_strerror(rc));
     uv_timer_start(&housekeeping_, on_housekeeping, 5000, 5000);
     for (std::size_t i = 0; i < fds_.size(); ++i) {
@@ -176,6 +177,12 @@ void Worker::begin_drain() {
     draining_ = true;
     uv_timer_stop(&resume_timer_);
     for (auto& l : listeners_) l->close();
+    idle_pool_.close();
+    // Keep-alive HTTP connections between requests end now; the others after their exchange.
+    for (session::Session *s = sessions_, *next = nullptr; s; s = next) {
+        next = s->next;
+        s->end_if_idle();
+    }
     log::info("worker ", id_, ": draining ", live_, " live session(s), up to ",
               cfg().proxy.drain_timeout.count(), " ms");
     uv_timer_start(&drain_timer_, on_drain_timer,
@@ -203,6 +210,7 @@ void Worker::maybe_exit() {
     log_.flush_summary(uv_now(&loop_));
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     admission_.close();
+    idle_pool_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);

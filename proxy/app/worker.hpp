@@ -21,6 +21,7 @@
 #include "session/session_log.hpp"
 #include "session/snapshot.hpp"
 #include "upstream/admission_queue.hpp"
+#include "upstream/idle_pool.hpp"
 
 namespace xs::app {
 
@@ -54,6 +55,8 @@ public:
     metrics::WorkerStats& stats() override { return *stats_; }
     void session_log(const session::SessionLogEntry& e) override { log_.write(e, uv_now(&loop_)); }
     upstream::AdmissionQueue& admission() override { return admission_; }
+    upstream::IdlePool& idle_pool() override { return idle_pool_; }
+    bool draining() const override { return draining_; }
     std::string stream_id() override;
     void session_started(session::Session* s) override;
     void session_ended(session::Session* s) override;
@@ -89,6 +92,7 @@ private:
     std::shared_ptr<metrics::WorkerStats> stats_;
     session::SessionLog log_;
     upstream::AdmissionQueue admission_;
+    upstream::IdlePool idle_pool_;
     std::string tls_plain_, tls_out_;
     std::mt19937_64 rng_{std::random_device{}()};
     std::vector<std::unique_ptr<net::Acceptor>> listeners_;

@@ -35,6 +35,8 @@ struct ProxySettings {
     Millis connect_timeout{5'000};          // TCP connect to one backend
     Millis backend_timeout{10'000};         // backend must answer the replayed header
     Millis close_linger{5'000};             // after one side closed: flush and close within
+    Millis keepalive_timeout{75'000};       // HTTP: a client connection idle between requests
+    Millis hold_timeout{130'000};           // HTTP: a BOSH request's answer (the backend holds it)
     std::size_t high_water = 256 * 1024;    // pending bytes towards a peer: stop reading the other
     std::size_t low_water = 64 * 1024;      // resume reading below this
     int backlog = 4096;                     // listen(2) backlog per worker socket

@@ -48,6 +48,13 @@ const Key<P> kProxy[] = {
              "a backend must answer the replayed header within this, else the next one is tried"),
     duration("close_linger", &P::close_linger, Zero::Refused,
              "after one side closed: flush to the other side and close within this"),
+    duration("keepalive_timeout", &P::keepalive_timeout, Zero::Refused,
+             "http listeners: a client connection may sit idle this long between requests, "
+             "then it is closed (once a request has begun, `header_timeout` bounds its head)"),
+    duration("hold_timeout", &P::hold_timeout, Zero::Refused,
+             "http listeners: how long a BOSH request may wait for its answer, in place of "
+             "`backend_timeout` (the backend holds a poll for up to the session's `wait`; "
+             "Prosody's `bosh_max_wait` is 120 s)"),
     integer("high_water", &P::high_water, 4096, 64 << 20,
             "bytes queued towards one peer before reading from the other stops; above `low_water`"),
     integer("low_water", &P::low_water, 0, 64 << 20,
@@ -75,8 +82,8 @@ const Key<L> kListener[] = {
                 "(RFC 7395, `/xmpp-websocket`) and BOSH (XEP-0206, `/http-bind`), routed on the "
                 "Host header and, with a route's `hash_key = \"room\"`, on `?room=`"),
     string("shard_header", &L::shard_header,
-           "http listeners: a response header field naming the backend's `shard` on the first "
-           "answer of each connection (Jitsi clients compare `X-Jitsi-Shard` to notice a moved "
+           "http listeners: a response header field naming the backend's `shard` on every "
+           "response (and on the `101` of a WebSocket upgrade; Jitsi clients compare `X-Jitsi-Shard` to notice a moved "
            "room); `\"\"`: none"),
     strings("namespaces", &L::namespaces,
             "content namespaces served; a stream header with another one gets `<invalid-namespace/>`")

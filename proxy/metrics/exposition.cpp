@@ -28,7 +28,7 @@ enum Fam {
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
     kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
-    kLastReload, kHttpResponses, kWebSockets, kFamCount
+    kLastReload, kHttpResponses, kWebSockets, kReused, kFamCount
 };
 
 struct FamilyDecl {
@@ -65,6 +65,7 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_config_last_reload_success_timestamp_seconds", "Unix time of the last good configuration load.", MetricType::Gauge},
     {"xmpp_shard_http_responses_total", "HTTP listeners: answers by status class (the backend's, or the proxy's refusal).", MetricType::Counter},
     {"xmpp_shard_websocket_sessions_active", "HTTP listeners: WebSocket sessions upgraded and relaying.", MetricType::Gauge},
+    {"xmpp_shard_backend_connections_reused_total", "HTTP requests sent on a kept-alive backend connection from the idle pool.", MetricType::Counter},
 };
 
 using Labels = std::vector<ClientMetric::Label>;
@@ -158,6 +159,7 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 acc[kBytes].add({{"backend", name}, {"direction", "to_client"}}, static_cast<double>(c->bytes[Direction::ToClient].get()));
                 acc[kConnectSeconds].add(b, c->connect_seconds);
                 acc[kConnectFailures].add(b, static_cast<double>(c->connect_failures.get()));
+                acc[kReused].add(b, static_cast<double>(c->reused.get()));
                 acc[kQueueLength].add(b, static_cast<double>(c->queued.get()));
                 acc[kQueueWait].add(b, c->queue_wait_seconds);
                 for (std::size_t i = 0; i < kAdmissionCount; ++i)

@@ -56,6 +56,7 @@ public:
         CountersBy<Direction, 2> bytes;
         LocalHistogram connect_seconds;
         LocalCounter connect_failures;
+        LocalCounter reused;  // HTTP requests sent on an idle pooled connection
         LocalHistogram queue_wait_seconds;
         LocalGauge queued;
         CountersBy<Admission, kAdmissionCount> admission_refusals;

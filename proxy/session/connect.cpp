@@ -4,12 +4,14 @@
 
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "routing/proxy_v2.hpp"
 #include "session/host.hpp"
 #include "session/session.hpp"
 #include "tls/tls_stream.hpp"
 #include "upstream/backend_state.hpp"
+#include "upstream/idle_pool.hpp"
 #include "util/log.hpp"
 
 namespace xs::session {
@@ -77,13 +79,27 @@ void Session::refuse_admission(metrics::Admission why) {
 void Session::connect_now() {
     set_state(State::Connecting);
     mark_ns_ = uv_hrtime();
+    const auto& b = cfg().backends[backend_index_];
+    // An HTTP request goes on a kept-alive connection to the backend when the pool has one.
+    reused_ = false;
+    if (door_->exchanges() && !std::exchange(fresh_, false)) {
+        if (uv_tcp_t* h = host_.idle_pool().take(upstream::IdlePool::key_of(b.name, b.address_text))) {
+            backend_ = h;
+            backend_->data = this;
+            ++open_handles_;
+            reused_ = true;
+            backend_cell_->reused.add();
+            set_reading(kBackend, true);
+            on_connected(0);
+            return;
+        }
+    }
     backend_ = new uv_tcp_t{};
     if (uv_tcp_init(host_.loop(), backend_) != 0) log::die("session: uv_tcp_init failed");
     backend_->data = this;
     ++open_handles_;
     auto* req = new uv_connect_t{};
     req->data = this;
-    const auto& b = cfg().backends[backend_index_];
     if (int rc = uv_tcp_connect(req, backend_, b.address.sa(), on_connect_done); rc != 0) {
         delete req;
         log::warn("backend ", b.name, " (", b.address_text, "): connect: ", uv_strerror(rc));
@@ -114,37 +130,47 @@ void Session::on_connected(int status) {
         backend_failed("connect refused", true);
         return;
     }
-    backend_cell_->connect_seconds.observe(seconds_since(mark_ns_));
-    uv_tcp_nodelay(backend_, 1);
+    if (!reused_) {
+        backend_cell_->connect_seconds.observe(seconds_since(mark_ns_));
+        uv_tcp_nodelay(backend_, 1);
+    }
     set_state(State::AwaitingBackend);
-    start_timer(cfg().proxy.backend_timeout);
-    if (!write_proxy_header()) return;
+    // A BOSH poll is held by the backend until it has something to send (up to `wait`).
+    start_timer(door_->long_poll() ? cfg().proxy.hold_timeout : cfg().proxy.backend_timeout);
+    if (!reused_ && !write_proxy_header()) return;  // a kept-alive connection has had its header
     send(kBackend, replay_.data(), replay_.size());
 }
 
-// The backend answered: from now on the session is a plain relay.
-std::string Session::on_backend_answered(std::string_view first) {
+// The backend answered: bytes flow both ways from now on (for HTTP, until the response ends).
+void Session::begin_relay() {
     uv_timer_stop(&timer_);
+    reused_ = false;
     release_slot();
     mark_ns_ = 0;  // from now on: when a paused peer was first seen half-closed (probe_paused)
     set_state(State::Relaying);
     count(kBackend, replay_.size());
     std::string().swap(replay_);
     std::vector<std::size_t>().swap(candidates_);
-    std::string rewritten;
-    held_ = door_->answered(first, cfg().backends[backend_index_], *listener_cell_, rewritten);
-    door_.reset();  // no refusal after this point
     backend_state_->session_started();
     counted_live_ = true;
     session_cell_ = host_.stats().session(listener().name, route_name_, cfg().backends[backend_index_].name);
     session_cell_->active.add(1);
     session_cell_->total.add();
-    return rewritten;
 }
 
 // One attempt failed: count it, mark the backend down at once when health checks watch it
 // (passive check), and try the next candidate.
 void Session::backend_failed(const char* what, bool passive_down) {
+    if (reused_) {
+        // A kept-alive connection the backend had closed meanwhile: not the backend's failure.
+        // The same candidate again, on a new connection.
+        log::debug("backend ", cfg().backends[backend_index_].name, ": pooled connection: ", what);
+        reused_ = false;
+        fresh_ = true;
+        --next_candidate_;
+        connect_next();
+        return;
+    }
     const auto& b = cfg().backends[backend_index_];
     backend_cell_->connect_failures.add();
     if (passive_down && b.check != config::CheckKind::None && backend_state_->mark_down_now())
@@ -163,13 +189,28 @@ void Session::discard_backend() {
     release_slot();
     if (!backend_) return;
     auto* h = reinterpret_cast<uv_handle_t*>(backend_);
+    detach_backend();
+    uv_close(h, on_close);
+}
+
+void Session::park_backend() {
+    release_slot();
+    uv_tcp_t* h = backend_;
+    set_reading(kBackend, false);
+    detach_backend();
+    --open_handles_;  // the pool owns it now
+    const auto& b = cfg().backends[backend_index_];
+    host_.idle_pool().park(upstream::IdlePool::key_of(b.name, b.address_text), h);
+}
+
+void Session::detach_backend() {
     backend_ = nullptr;
     pending_[kBackend] = 0;
     reading_[kBackend] = false;
     finished_[kBackend] = false;
     write_error_[kBackend] = 0;  // that attempt's; the next candidate starts clean
     paused_[kClient] = false;
-    uv_close(h, on_close);
+    paused_[kBackend] = false;
 }
 
 namespace {

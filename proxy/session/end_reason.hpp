@@ -19,6 +19,7 @@ enum class EndReason {
     TlsFailed,             // terminate: the TLS handshake or stream failed
     TimedOut,              // a side did not finish within close_linger
     Drained,               // cut at the end of drain_timeout
+    Idle,                  // HTTP keep-alive: no next request within keepalive_timeout (or draining)
 };
 
 struct EndReasonInfo {
@@ -27,7 +28,7 @@ struct EndReasonInfo {
     bool error;
 };
 
-inline constexpr std::array<EndReasonInfo, 10> kEndReasons{{
+inline constexpr std::array<EndReasonInfo, 11> kEndReasons{{
     {EndReason::ClientClosed, "client_closed", false},
     {EndReason::BackendClosed, "backend_closed", false},
     {EndReason::ClientError, "client_error", true},
@@ -38,6 +39,7 @@ inline constexpr std::array<EndReasonInfo, 10> kEndReasons{{
     {EndReason::TlsFailed, "tls_failed", true},
     {EndReason::TimedOut, "timed_out", true},
     {EndReason::Drained, "drained", false},
+    {EndReason::Idle, "idle", false},
 }};
 inline constexpr std::size_t kEndReasonCount = kEndReasons.size();
 

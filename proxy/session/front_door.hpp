@@ -53,6 +53,15 @@ struct Verdict {
     EndReason close_reason = EndReason::NotXmpp;  // Close
 };
 
+// What the backend's bytes did to an HTTP exchange (FrontDoor::response()).
+struct Relayed {
+    enum class Step { More, Done, Upgraded, Bad };
+    Step step = Step::More;
+    std::size_t used = 0;  // Done: bytes of the input that were the response's (the rest is stray)
+    metrics::LocalGauge* held = nullptr;  // Upgraded: incremented; the session decrements it at its end
+    std::string detail;    // Bad: why (logged)
+};
+
 class SessionHost;
 
 // Verdicts every door builds.
@@ -92,17 +101,35 @@ public:
     virtual std::string refusal(routing::StreamCondition c, std::string_view domain,
                                 std::string_view detail) const = 0;
 
-    // Counting what only the door understands, on the listener's cell: a refusal was written;
-    // the backend's first bytes arrived (the session relays from then on and frees the door).
-    // answered() may return a gauge it incremented, which the session decrements when it ends,
-    // and may put into `rewritten` what the client gets instead of `first` (`backend`: the
-    // backend's config, e.g. for a response header naming it); empty: `first` unchanged.
+    // Counting what only the door understands, on the listener's cell: a refusal was written.
     using ListenerCell = metrics::WorkerStats::ListenerCell;
     virtual void refused(routing::StreamCondition, ListenerCell&) {}
-    virtual metrics::LocalGauge* answered(std::string_view, const config::BackendConfig&, ListenerCell&,
-                                          std::string&) {
-        return nullptr;
-    }
+
+    // Request/response protocols (HTTP). A door whose exchanges() is true stays with the
+    // session after routing: the client's bytes pass through request() and the backend's through
+    // response() until the response ends; then, when both connections may be kept, the session
+    // opens the door again with next() for the client's next request, routed on its own. Other
+    // doors are freed when the backend first answers and the session relays raw bytes.
+    virtual bool exchanges() const { return false; }
+    // Client bytes after the routed head: how many of them belong to the current request (its
+    // body) and go to the backend. The rest (a pipelined request) the door keeps for next().
+    virtual std::size_t request(std::string_view bytes) { return bytes.size(); }
+    // Backend bytes: appends to `out` what the client gets (the response head once whole, with
+    // the door's rewrites; then body bytes as they come).
+    virtual Relayed response(std::string_view bytes, const config::BackendConfig& backend, ListenerCell& cell,
+                             std::string& out);
+    // After a Done response: whether the client's connection may carry another request, and
+    // whether the backend's connection may serve another one (a framed keep-alive response to a
+    // request the backend read whole).
+    virtual bool client_keeps() const { return false; }
+    virtual bool backend_reusable() const { return false; }
+    // The next request: the verdict on what the door kept (NeedMore when nothing yet).
+    virtual Verdict next() { return {}; }
+    // Between exchanges: nothing of the next request read yet (an idle timeout closes quietly).
+    virtual bool idle() const { return false; }
+    // The routed request is a long poll the backend may hold (BOSH): its answer is awaited for
+    // hold_timeout instead of backend_timeout.
+    virtual bool long_poll() const { return false; }
 };
 
 // The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, Direct

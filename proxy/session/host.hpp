@@ -12,6 +12,7 @@ class WorkerStats;
 }
 namespace xs::upstream {
 class AdmissionQueue;
+class IdlePool;
 }
 
 namespace xs::session {
@@ -31,6 +32,10 @@ public:
     virtual metrics::WorkerStats& stats() = 0;
     virtual void session_log(const SessionLogEntry& e) = 0;
     virtual upstream::AdmissionQueue& admission() = 0;
+    // Idle keep-alive backend connections (HTTP), for the next request to the same backend.
+    virtual upstream::IdlePool& idle_pool() = 0;
+    // Draining: a keep-alive connection closes after its current exchange.
+    virtual bool draining() const = 0;
     virtual std::string stream_id() = 0;  // unpredictable id for the proxy's own stream headers
     // The registry of live sessions (drain, cut, connection counts).
     virtual void session_started(Session* s) = 0;

@@ -74,10 +74,23 @@ void Session::on_read(Side from, ssize_t nread, const char* data) {
 
 // Plaintext from the client (decrypted when the proxy terminates TLS).
 void Session::on_client_bytes(const char* data, std::size_t len) {
+    if (state_ == State::Opening) {
+        // Between HTTP exchanges keepalive_timeout runs; once a request begins, header_timeout.
+        bool was_idle = exchanges_ > 0 && door_->idle();
+        Verdict v = door_->feed(std::string_view(data, len));
+        if (was_idle && v.step == Step::NeedMore) start_timer(cfg().proxy.header_timeout);
+        on_verdict(std::move(v));
+        return;
+    }
+    if (door_ && state_ != State::Refusing) {
+        // An HTTP exchange: only the current request's body goes on; a pipelined request
+        // waits, unread, until this exchange ends.
+        std::size_t n = door_->request(std::string_view(data, len));
+        if (n < len) set_reading(kClient, false);
+        if (n == 0) return;
+        len = n;
+    }
     switch (state_) {
-        case State::Opening:
-            on_verdict(door_->feed(std::string_view(data, len)));
-            return;
         case State::AwaitingBackend:
             send(kBackend, data, len);  // connected: pass it on, and keep it for a failover
             [[fallthrough]];
@@ -91,6 +104,7 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
             return;
         case State::Relaying:
         case State::Closing:
+            if (!backend_) return;  // an HTTP exchange ended and the connection is closing
             count(kBackend, len);
             send(kBackend, data, len);
             return;
@@ -100,33 +114,31 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
     }
 }
 
+// From the backend's first answer on. The door sees the bytes while it frames an HTTP exchange
+// (and the first answer of every session); then it is freed and bytes pass as they come.
 void Session::on_backend_bytes(const char* data, std::size_t len) {
-    switch (state_) {
-        case State::AwaitingBackend:
-            if (std::string rewritten = on_backend_answered(std::string_view(data, len)); !rewritten.empty()) {
-                count(kClient, rewritten.size());
-                to_client(rewritten.data(), rewritten.size());
-            } else {
-                count(kClient, len);
-                to_client(data, len);
-            }
-            if (finished_[kClient]) {  // the client half-closed while we waited
-                set_state(State::Closing);
-                reason_ = EndReason::ClientClosed;
-                start_timer(cfg().proxy.close_linger);
-                shutdown_side(kBackend);
-                return;
-            }
-            set_reading(kClient, !paused_[kClient]);
-            return;
-        case State::Relaying:
-        case State::Closing:
-            count(kClient, len);
-            to_client(data, len);
-            return;
-        default:
-            return;
+    if (state_ == State::AwaitingBackend) begin_relay();
+    else if (state_ != State::Relaying && state_ != State::Closing) return;
+    if (door_) {
+        on_response(data, len);
+        return;
     }
+    count(kClient, len);
+    to_client(data, len);
+}
+
+// A raw relay began (the door is gone): read the client on, or pass on a FIN it sent while the
+// backend had not answered yet.
+void Session::after_answer() {
+    if (state_ != State::Relaying) return;
+    if (finished_[kClient]) {
+        set_state(State::Closing);
+        reason_ = EndReason::ClientClosed;
+        start_timer(cfg().proxy.close_linger);
+        shutdown_side(kBackend);
+        return;
+    }
+    set_reading(kClient, !paused_[kClient]);
 }
 
 void Session::count(Side to, std::size_t len) {

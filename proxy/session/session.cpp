@@ -127,6 +127,10 @@ void Session::route(RouteKey key, std::string replay) {
 void Session::on_timeout() {
     switch (state_) {
         case State::Opening:
+            if (exchanges_ > 0 && door_->idle()) {  // a keep-alive connection with no next request
+                finish(EndReason::Idle);
+                return;
+            }
             refuse(StreamCondition::ConnectionTimeout, domain_, "no complete stream header in time");
             return;
         case State::Queued:

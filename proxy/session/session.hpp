@@ -69,6 +69,8 @@ public:
 
     // Drain deadline: cut the session now.
     void cut();
+    // Draining: an HTTP keep-alive connection waiting for its next request ends now.
+    void end_if_idle();
     // upstream::Waiter: admission granted by the host's queue (a slot is held already).
     void admitted() override;
     const config::BackendConfig& wanted() const override { return cfg().backends[backend_index_]; }
@@ -116,10 +118,13 @@ private:
     void connect_next();
     void connect_now();
     void on_connected(int status);
-    std::string on_backend_answered(std::string_view first);  // what the client gets instead, if not empty
+    void begin_relay();  // the backend answered
+    void after_answer(); // a raw relay began: read the client on (or pass on its earlier FIN)
     void backend_failed(const char* what, bool passive_down);
     void refuse_admission(metrics::Admission why);
     void discard_backend();
+    void detach_backend();  // forget the backend connection (closed or parked by the caller)
+    void park_backend();    // to the idle pool, for the next request to that backend
     void release_slot();
     bool write_proxy_header();
 
@@ -134,6 +139,10 @@ private:
     void on_read(Side from, ssize_t nread, const char* data);
     void on_client_bytes(const char* data, std::size_t len);
     void on_backend_bytes(const char* data, std::size_t len);
+    // HTTP exchanges (the door frames requests and responses): http_exchange.cpp
+    void on_response(const char* data, std::size_t len);
+    void exchange_done(bool stray);
+    void end_exchange();
     void count(Side to, std::size_t len);
     void send(Side to, const char* data, std::size_t len);
     void on_written(Side to, std::size_t len, int status);
@@ -183,6 +192,9 @@ private:
     bool holding_slot_ = false;       // an admission slot of backend_state_
     bool counted_live_ = false;       // counted in backend_state_->sessions()
     bool limited_ = false;            // some candidate was skipped for its limits
+    bool reused_ = false;             // backend_ came from the idle pool (not yet answered)
+    bool fresh_ = false;              // the next connect must not take a pooled connection
+    unsigned exchanges_ = 0;          // HTTP exchanges completed on this connection
 
     sockaddr_in6 peer_{};             // the client's address (IPv4 fits too), for the log
     // Stopwatches in uv_hrtime nanoseconds (the loop's cached ms clock is too coarse for the

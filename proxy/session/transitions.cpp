@@ -27,7 +27,9 @@ constexpr std::array<Row, kStateCount - 1> kTable{{
      "connected; a failed attempt moves to the next candidate (connect again, or queue); none left"},
     {S::AwaitingBackend, {S::Relaying, S::Connecting, S::Queued, S::Refusing}, 4,
      "the backend answered; or it failed and the next candidate is tried; none left"},
-    {S::Relaying, {S::Closing}, 1, "one side finished (EOF): flush to the other"},
+    {S::Relaying, {S::Closing, S::Opening}, 2,
+     "one side finished (EOF): flush to the other; or an HTTP response ended on a keep-alive "
+     "connection: the door reads the next request"},
     {S::Closing, {}, 0, "flushed, or close_linger passed"},
     {S::Refusing, {}, 0, "the client closed, or close_linger passed"},
 }};

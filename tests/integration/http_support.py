@@ -632,3 +632,133 @@ def bosh_session_request(host_header: str = MEET, room: str = "r") -> bytes:
             f"xmlns:xmpp='urn:xmpp:xbosh'/>").encode()
     return (f"POST {BOSH_PATH}?room={room} HTTP/1.1\r\nHost: {host_header}\r\n"
             f"Content-Type: text/xml; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+# --------------------------------------------------------------------------------------------
+# BOSH over one keep-alive connection, several sessions in turn
+
+BOSH_NS = "http://jabber.org/protocol/httpbind"
+XBOSH_NS = "urn:xmpp:xbosh"
+
+
+class KeepAliveHttp:
+    """One TCP connection carrying request after request (HTTP/1.1 keep-alive): a closed
+    connection is an error, never silently reopened."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 15.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.requests = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _more(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"the connection closed after {self.requests} request(s)")
+        self.buf += data
+
+    def post(self, path: str, body: str, host: str = MEET) -> tuple[int, dict[str, str], bytes]:
+        raw = body.encode()
+        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/xml; charset=utf-8\r\n"
+                          f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+        self.requests += 1
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        if "content-length" in fields:
+            n = int(fields["content-length"])
+            while len(self.buf) < n:
+                self._more()
+            out, self.buf = self.buf[:n], self.buf[n:]
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                while b"\r\n" not in self.buf:
+                    self._more()
+                size_line, _, self.buf = self.buf.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                while len(self.buf) < size + 2:
+                    self._more()
+                out += self.buf[:size]
+                self.buf = self.buf[size + 2:]
+                if size == 0:
+                    break
+        else:
+            raise AssertionError(f"an unframed response on a keep-alive connection: {head!r}")
+        return status, fields, out
+
+
+class BoshSession:
+    """A BOSH session (XEP-0124/0206) whose requests go over a given KeepAliveHttp connection,
+    one at a time (hold = 1, a short wait, so a poll comes back quickly)."""
+
+    def __init__(self, http: KeepAliveHttp, room: str, domain: str = MEET, wait: int = 1):
+        self.http, self.room, self.domain, self.wait = http, room, domain, wait
+        self.rid = 4000 + (abs(hash(room)) % 100000)
+        self.sid: Optional[str] = None
+        self.jid: Optional[str] = None
+        self.shard_headers: set[str] = set()
+        self.pending: list[ET.Element] = []
+
+    def request(self, inner: str = "", **attrs: str) -> ET.Element:
+        self.rid += 1
+        a = {"rid": str(self.rid), "xmlns": BOSH_NS, **attrs}
+        if self.sid:
+            a["sid"] = self.sid
+        text = "<body " + " ".join(f"{k}='{v}'" for k, v in a.items()) + ">" + inner + "</body>"
+        status, fields, body = self.http.post(f"{BOSH_PATH}?room={self.room}", text)
+        if status != 200:
+            raise RuntimeError(f"BOSH request answered {status}: {body[:200]!r}")
+        if "x-jitsi-shard" in fields:
+            self.shard_headers.add(fields["x-jitsi-shard"])
+        root = ET.fromstring(body)
+        if root.get("type") == "terminate":
+            raise RuntimeError(f"BOSH session terminated: {body[:300]!r}")
+        self.pending.extend(list(root))
+        return root
+
+    def wait_for(self, pred, polls: int = 20) -> ET.Element:
+        for _ in range(polls):
+            for i, el in enumerate(self.pending):
+                if pred(el):
+                    del self.pending[i]
+                    return el
+            self.request()
+        raise TimeoutError("BOSH: the expected element did not come")
+
+    def login_anonymous(self) -> str:
+        root = self.request(to=self.domain, wait=str(self.wait), hold="1", ver="1.6",
+                            **{"xml:lang": "en", "xmpp:version": "1.0", "xmlns:xmpp": XBOSH_NS})
+        self.sid = root.get("sid")
+        if not self.sid:
+            raise RuntimeError("no sid in the session creation response")
+        self.wait_for(lambda e: e.tag.endswith("}features"))
+        self.request(f"<auth xmlns='{SASL_NS}' mechanism='ANONYMOUS'/>")
+        self.wait_for(lambda e: e.tag == f"{{{SASL_NS}}}success")
+        self.request(**{"xmpp:restart": "true", "xmlns:xmpp": XBOSH_NS, "to": self.domain})
+        self.wait_for(lambda e: e.tag.endswith("}features"))
+        self.request(f"<iq type='set' id='bind1' xmlns='jabber:client'><bind xmlns='{BIND_NS}'/></iq>")
+        r = self.wait_for(lambda e: e.get("id") == "bind1")
+        jid = r.find(f".//{{{BIND_NS}}}jid")
+        if jid is None:
+            raise RuntimeError("bind failed")
+        self.jid = jid.text
+        return self.jid
+
+    def join(self, nick: str) -> None:
+        rj = f"{self.room}@{MUC}"
+        self.request(f"<presence xmlns='jabber:client' to='{rj}/{nick}'><x xmlns='{MUC_NS}'/></presence>")
+        self.wait_for(lambda e: e.tag.endswith("}presence") and e.get("from", "").lower() == f"{rj}/{nick}".lower()
+                      and any(s.get("code") == "110" for s in e.iter(f"{{{MUC_USER_NS}}}status")))
+
+    def terminate(self) -> None:
+        self.rid += 1
+        status, _, _ = self.http.post(f"{BOSH_PATH}?room={self.room}",
+                                      f"<body rid='{self.rid}' sid='{self.sid}' type='terminate' xmlns='{BOSH_NS}'/>")
+        if status != 200:
+            raise RuntimeError(f"BOSH terminate answered {status}")

@@ -68,6 +68,7 @@ FAMILIES = {
     "xmpp_shard_admission_refusals_total": "counter",
     "xmpp_shard_config_reloads_total": "counter",
     "xmpp_shard_config_last_reload_success_timestamp_seconds": "gauge",
+    "xmpp_shard_backend_connections_reused_total": "counter",
 }
 # Families of TLS termination (listeners with tls = "terminate"): checked when the build has them.
 TLS_FAMILIES = {

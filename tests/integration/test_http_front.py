@@ -209,6 +209,42 @@ def test_room_always_on_the_same_instance(web, live_shards, workdir):
     assert places[0] == places[1]
 
 
+@pytest.mark.timeout(60)
+def test_bosh_sessions_of_two_rooms_share_one_keep_alive_connection(http_supported, proxies, live_shards):
+    """A browser reuses one connection for BOSH sessions of different rooms: each request is
+    routed on its own, so each session reaches its own room's instance over the one client
+    connection (never reopened), and every response names that instance (shard_header)."""
+    from xs_local.jitsi import rendezvous_pick
+    names = [i.name for i in live_shards.instances]
+    rooms: dict[int, str] = {}
+    for n in range(200):
+        rooms.setdefault(rendezvous_pick(f"keepalive{n}", names), f"keepalive{n}")
+    (ia, room_a), (ib, room_b) = sorted(rooms.items())[:2]
+    cfg = http_config(live_shards, free_port())
+    cfg.listeners[0]["shard_header"] = "X-Jitsi-Shard"
+    proxy = proxies.start(cfg)
+    since = live_shards.marks()
+    conn = hs.KeepAliveHttp(proxy.port)
+    try:
+        a, b = hs.BoshSession(conn, room_a), hs.BoshSession(conn, room_b)
+        ja, jb = a.login_anonymous(), b.login_anonymous()
+        a.join("p0")
+        b.join("p0")
+        for _ in range(3):  # polls of both sessions, interleaved
+            a.request()
+            b.request()
+        a.terminate()
+        b.terminate()
+        requests = conn.requests
+    finally:
+        conn.close()
+    placed = live_shards.placement([ja, jb], since)
+    assert placed[ja.split("/")[0].lower()] == [names[ia]], placed
+    assert placed[jb.split("/")[0].lower()] == [names[ib]], placed
+    assert a.shard_headers == {names[ia]} and b.shard_headers == {names[ib]}
+    assert requests >= 16, requests
+
+
 @pytest.mark.timeout(90)
 def test_backend_killed_mid_meeting(http_supported, proxies, live_shards, workdir, figures):
     """A shard killed under a meeting: its rooms' participants lose their sessions, the rooms on

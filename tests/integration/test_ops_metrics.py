@@ -23,7 +23,7 @@ from xs_clients import assert_stream_error, exchange, header
 from xs_local import free_port
 
 END_REASONS = {"client_closed", "backend_closed", "client_error", "backend_error", "refused",
-               "backend_connect_failed", "not_xmpp", "timed_out", "drained"}
+               "backend_connect_failed", "not_xmpp", "timed_out", "drained", "idle"}
 TLS_END_REASONS = {"tls_failed"}       # with TLS termination in the build
 
 

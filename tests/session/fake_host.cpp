@@ -17,10 +17,12 @@ namespace xs::test {
 FakeHost::FakeHost() {
     REQUIRE(uv_loop_init(&loop_) == 0);
     REQUIRE(admission_.init(&loop_) == 0);
+    REQUIRE(pool_.init(&loop_) == 0);
 }
 
 FakeHost::~FakeHost() {
     admission_.close();
+    pool_.close();
     // Let closing handles finish (sessions free themselves in their close callbacks).
     for (int i = 0; i < 100 && uv_run(&loop_, UV_RUN_NOWAIT) != 0; ++i) {
     }

@@ -15,6 +15,7 @@
 #include "session/session_log.hpp"
 #include "session/snapshot.hpp"
 #include "upstream/admission_queue.hpp"
+#include "upstream/idle_pool.hpp"
 
 namespace xs::test {
 
@@ -36,6 +37,8 @@ public:
     metrics::WorkerStats& stats() override { return stats_; }
     void session_log(const session::SessionLogEntry& e) override;
     upstream::AdmissionQueue& admission() override { return admission_; }
+    upstream::IdlePool& idle_pool() override { return pool_; }
+    bool draining() const override { return draining_now; }
     std::string stream_id() override { return "fakeid"; }
     void session_started(session::Session* s) override { live.insert(s); }
     void session_ended(session::Session* s) override { live.erase(s); }
@@ -45,6 +48,7 @@ public:
     bool run_until(P pred, int ms = 3000);
 
     std::set<session::Session*> live;
+    bool draining_now = false;
     std::vector<LoggedEnd> ends;
 
 private:
@@ -53,6 +57,7 @@ private:
     std::string plain_, out_;
     metrics::WorkerStats stats_;
     upstream::AdmissionQueue admission_;
+    upstream::IdlePool pool_;
 };
 
 // A snapshot from TOML text (the test fails on config errors) with fresh runtime state.

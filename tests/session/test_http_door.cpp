@@ -1,14 +1,17 @@
 // The HTTP front door through a real Session (loopback sockets, fake host): rooms hashed over
-// the backends, the replayed head (X-Forwarded-For, X-Forwarded-Proto, Connection: close for
-// BOSH), the WebSocket upgrade relayed, and refusals as HTTP responses.
+// the backends, the replayed head (X-Forwarded-For, X-Forwarded-Proto), the WebSocket upgrade
+// relayed, keep-alive connections whose requests are routed each on its own over pooled backend
+// connections, and refusals as HTTP responses.
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <array>
 #include <set>
 
 #include "fake_host.hpp"
 #include "routing/rendezvous.hpp"
+#include "upstream/backend_state.hpp"
 
 using namespace xs;
 using namespace xs::test;
@@ -142,29 +145,178 @@ TEST_CASE("http door: a room always reaches the same backend; rooms spread over 
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
 }
 
-TEST_CASE("http door: BOSH requests go out with Connection: close and their body", "[http]") {
+std::string bosh(const std::string& room, const std::string& body, const std::string& extra = "") {
+    return "POST /http-bind?room=" + room + " HTTP/1.1\r\nHost: meet.example.com\r\n" + extra +
+           "Content-Type: text/xml\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Two rooms that hash to different backends: [0] on shard-1, [1] on shard-2.
+std::array<std::string, 2> rooms_apart() {
+    std::array<std::string, 2> r;
+    for (int i = 0; r[0].empty() || r[1].empty(); ++i) {
+        std::string room = "room" + std::to_string(i);
+        auto& slot = r[static_cast<std::size_t>(expected_backend(room))];
+        if (slot.empty()) slot = room;
+    }
+    return r;
+}
+
+const std::string kBody = "<body rid='1' xmlns='http://jabber.org/protocol/httpbind' to='meet.example.com'/>";
+
+TEST_CASE("http door: a BOSH request goes out with its body and without the client's Connection", "[http]") {
     Web w;
     int client = w.open();
-    std::string body = "<body rid='1' xmlns='http://jabber.org/protocol/httpbind' to='meet.example.com'/>";
     std::string req = "POST /tenant/http-bind?room=abc HTTP/1.1\r\nHost: meet.example.com\r\n"
                       "Connection: keep-alive\r\nContent-Type: text/xml\r\nContent-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n";
-    REQUIRE(write_all(client, req + body.substr(0, 10)));
+                      std::to_string(kBody.size()) + "\r\n\r\n";
+    REQUIRE(write_all(client, req + kBody.substr(0, 10)));
     int b = -1;
     int which = w.accepted(&b);
     CHECK(which == expected_backend("tenant/abc"));
-    REQUIRE(write_all(client, body.substr(10)));
+    REQUIRE(write_all(client, kBody.substr(10)));
     std::string got = w.read_until(b, "httpbind' to='meet.example.com'/>");
-    CHECK(got.find("Connection: close\r\n") != std::string::npos);
-    CHECK(got.find("keep-alive") == std::string::npos);
-    REQUIRE(got.size() >= body.size());
-    CHECK(got.substr(got.size() - body.size()) == body);
+    CHECK(got.find("Connection") == std::string::npos);  // hop-by-hop: the proxy's own connection
+    REQUIRE(got.size() >= kBody.size());
+    CHECK(got.substr(got.size() - kBody.size()) == kBody);
     std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     REQUIRE(write_all(b, answer));
-    ::close(b);  // the backend closes after its answer; the session flushes it and ends
+    // The backend said close: the client gets the answer and its connection closes.
     CHECK(w.pump_read(client, answer.size()) == answer);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    CHECK(read_some(client, 200).empty());
+    ::close(b);
     ::close(client);
+}
+
+TEST_CASE("http door: requests of one keep-alive connection are routed each on its own; backend connections are reused", "[http]") {
+    Web w;
+    auto rooms = rooms_apart();
+    int client = w.open();
+    std::array<int, 2> fds{-1, -1};
+    auto* b1 = w.host.stats().backend("shard-1");
+    // room A, room B, room A again: the third request rides shard-1's pooled connection.
+    for (int round = 0; round < 3; ++round) {
+        std::size_t which = round == 1 ? 1 : 0;
+        std::string body = "<body rid='" + std::to_string(round + 1) + "' xmlns='http://jabber.org/protocol/httpbind'/>";
+        REQUIRE(write_all(client, bosh(rooms[which], body)));
+        if (round < 2) {
+            int fd = -1;
+            REQUIRE(w.accepted(&fd) == static_cast<int>(which));
+            fds[which] = fd;
+        }
+        std::string got = w.read_until(fds[which], "httpbind'/>");
+        CHECK(got.rfind("POST /http-bind?room=" + rooms[which] + " ", 0) == 0);
+        std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 7\r\n\r\n<body/>";
+        REQUIRE(write_all(fds[which], answer));
+        std::string back = w.read_until(client, "<body/>");
+        CHECK(back.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK(back.find("Connection: close") == std::string::npos);
+    }
+    int extra = -1;
+    CHECK(w.accepted(&extra) == -1);  // no third backend connection
+    CHECK(b1->reused.get() == 1);
+    CHECK(w.host.idle_pool().idle() == 2);  // both backend connections wait in the pool
+    auto* cell = w.host.stats().listener("web");
+    CHECK(cell->http_responses[metrics::HttpClass::C2xx].get() == 3);
+    CHECK(w.host.live.size() == 1);  // the client connection waits for its next request
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    CHECK(w.host.ends.back().reason == "client_closed");
+    for (int fd : fds) ::close(fd);
+}
+
+TEST_CASE("http door: a pipelined request waits for the first one's response", "[http]") {
+    Web w;
+    auto rooms = rooms_apart();
+    int client = w.open();
+    REQUIRE(write_all(client, bosh(rooms[0], kBody) + bosh(rooms[1], kBody)));
+    int fa = -1;
+    REQUIRE(w.accepted(&fa) == 0);
+    std::string got = w.read_until(fa, "meet.example.com'/>");
+    CHECK(got.find("room=" + rooms[1]) == std::string::npos);
+    int fb = -1;
+    CHECK(w.accepted(&fb) == -1);  // not routed before the first response
+    REQUIRE(write_all(fa, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n<body/>\r\n0\r\n\r\n"));
+    CHECK(w.read_until(client, "0\r\n\r\n").find("<body/>") != std::string::npos);
+    REQUIRE(w.accepted(&fb) == 1);
+    CHECK(w.read_until(fb, "meet.example.com'/>").rfind("POST /http-bind?room=" + rooms[1], 0) == 0);
+    REQUIRE(write_all(fb, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(fa);
+    ::close(fb);
+}
+
+TEST_CASE("http door: a pooled connection the backend closed is replaced, not counted as a failure", "[http]") {
+    Web w("check = \"tcp\"\n");
+    auto rooms = rooms_apart();
+    int client = w.open();
+    int fd = -1;
+    REQUIRE(write_all(client, bosh(rooms[1], kBody)));
+    REQUIRE(w.accepted(&fd) == 1);
+    w.read_until(fd, "'/>");
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    w.read_until(client, "\r\n\r\n");
+    REQUIRE(w.host.run_until([&] { return w.host.idle_pool().idle() == 1; }));
+    // The pool notices a close while idle; a close racing the next request is retried.
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    REQUIRE(write_all(client, bosh(rooms[1], kBody)));
+    REQUIRE(w.accepted(&fd) == 1);
+    w.read_until(fd, "'/>");
+    REQUIRE(write_all(fd, "HTTP/1.1 204 No Content\r\n\r\n"));
+    CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 204", 0) == 0);
+    CHECK(w.host.stats().backend("shard-2")->connect_failures.get() == 0);
+    CHECK(w.snap->rt->states[1]->up());
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(fd);
+}
+
+TEST_CASE("http door: Connection: close from the client closes after the response; the backend connection is kept", "[http]") {
+    Web w;
+    int client = w.open();
+    REQUIRE(write_all(client, bosh("abc", kBody, "Connection: close\r\n")));
+    int fd = -1;
+    REQUIRE(w.accepted(&fd) >= 0);
+    w.read_until(fd, "'/>");
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    std::string back = w.read_until(client, "ok");
+    CHECK(back.find("Connection: close\r\n") != std::string::npos);  // added for the client
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    CHECK(w.host.idle_pool().idle() == 1);
+    ::close(client);
+    ::close(fd);
+}
+
+TEST_CASE("http door: a smuggling attempt in a later request is refused; an idle keep-alive connection ends quietly", "[http]") {
+    Web w("", "");
+    auto snap_short = snapshot_from("[proxy]\nkeepalive_timeout = \"200ms\"\n" + http_config(w.pa, w.pb).substr(8));
+    w.snap = snap_short;
+    int client = w.open();
+    REQUIRE(write_all(client, bosh("abc", kBody)));
+    int fd = -1;
+    REQUIRE(w.accepted(&fd) >= 0);
+    w.read_until(fd, "'/>");
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    w.read_until(client, "\r\n\r\n");
+    REQUIRE(write_all(client, "POST /http-bind?room=abc HTTP/1.1\r\nHost: meet.example.com\r\n"
+                              "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+    CHECK(w.read_until(client, "\r\n\r\n").rfind("HTTP/1.1 400 ", 0) == 0);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(client);
+    // Idle: no next request within keepalive_timeout.
+    client = w.open();
+    REQUIRE(write_all(client, bosh("abc", kBody)));
+    w.read_until(fd, "'/>");  // the pooled connection serves it
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    w.read_until(client, "\r\n\r\n");
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }, 2000));
+    CHECK(w.host.ends.back().reason == "idle");
+    CHECK(read_some(client, 100).empty());
+    ::close(client);
+    ::close(fd);
 }
 
 TEST_CASE("http door: refusals are HTTP responses", "[http]") {
