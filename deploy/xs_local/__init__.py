@@ -10,6 +10,7 @@ Modules:
   proxyconf  the proxy's TOML config (docs/CONFIG.md)
   plan       the shard plan file (deploy/plans/*.toml) -> instances, routes, accounts
   runner     the local runner behind deploy/run-local
+  focus      the runner's simulated focus for room-sharded Jitsi plans (jicofo's stand-in)
 """
 
 from .ports import free_port, port_accepts, port_is_free, wait_port

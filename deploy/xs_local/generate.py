@@ -154,14 +154,12 @@ def render_files(layout: Layout) -> list[OutFile]:
         ep = component_endpoint(layout)
         pw = layout.password
         if jl.shards:
-            for k in jl.shards:
-                spec = layout.instances[k]
-                sj = jitsi.ShardJicofo(k, spec.name, jitsi.Endpoint(spec.interface, spec.port,
-                                                                    False, False),
-                                       jitsi.JICOFO_REST_PORT + k)
-                files.append(OutFile(f"jitsi/jicofo-{spec.name}.conf",
-                                     jitsi.jicofo_conf(jl, jl.main, ep, pw, src, shard=sj), 0o600))
-            files.append(OutFile("jitsi/nginx-xmpp-shard.conf", jitsi.nginx_snippet(jl.plan, src)))
+            for sj in jitsi.shard_jicofos(jl, layout.instances):
+                files.append(OutFile(f"jitsi/jicofo-{sj.unit}.conf",
+                                     jitsi.jicofo_conf(jl, sj.side, ep, pw, src, shard=sj), 0o600))
+            tls_host = component_endpoint(layout).host if tls_profile(plan).terminate else None
+            files.append(OutFile("jitsi/nginx-xmpp-shard.conf",
+                                 jitsi.nginx_snippet(jl.plan, src, tls_host)))
             files.append(OutFile(f"systemd/{systemd.JICOFO_TEMPLATE}", systemd.jicofo_template(src)))
         else:
             files.append(OutFile("jitsi/jicofo.conf", jitsi.jicofo_conf(jl, jl.main, ep, pw, src), 0o600))
@@ -173,7 +171,7 @@ def render_files(layout: Layout) -> list[OutFile]:
         if "jigasi" in jl.breweries:
             files.append(OutFile("jitsi/jigasi-sip-communicator.properties",
                                  jitsi.jigasi_properties(jl, ep, pw, src), 0o600))
-        for t in jl.tenants:
+        for t in ([] if jl.shards else jl.tenants):
             files.append(OutFile(f"jitsi/jicofo-{t.domain}.conf",
                                  jitsi.jicofo_conf(jl, t, ep, pw, src), 0o600))
     files.append(OutFile(REPORT, report_text(layout, files)))
@@ -194,7 +192,9 @@ def tls_report(layout: Layout) -> list[str]:
          f"required on {layout.listen_port}"
          + (f", Direct TLS on {layout.direct_tls_port}" if layout.direct_tls_port else "") + ";",
          "  each instance has no c2s port, only mod_xmpp_shard's (PROXY v2 from the proxy, "
-         f"plugin_paths {tls.module_dir}).",
+         f"plugin_paths {tls.module_dir})"
+         + ("; the room shards add a loopback one for their jicofos ([jitsi] jicofo_port)."
+            if plan.jitsi is not None and plan.jitsi.jicofo_port else "."),
          f"  Certificates ([certs] mode = \"{plan.certs.mode}\"), DOMAIN.crt / DOMAIN.key in {cdir}:",
          "    " + ", ".join(c["domains"][0] for c in tls.proxy_certificates)]
     if plan.certs.mode == "ca":
@@ -212,22 +212,36 @@ def rooms_report(layout: Layout) -> list[str]:
     jp = jl.plan
     names = [layout.instances[k].name for k in jl.shards]
     n = len(names)
-    L = [f"  Room shards ([jitsi] shards = {n}): {', '.join(names)} all host {jp.domain}, "
-         f"{jl.main.conference}",
-         f"    and {jl.main.auth_domain}; each serves WebSocket and BOSH on its own loopback port "
-         f"({', '.join(str(p) for p in jp.shard_http_ports())}).",
-         f"    The proxy's HTTP listener 127.0.0.1:{jp.http_port} sends /xmpp-websocket?room=R and "
-         f"/http-bind?room=R",
+    doms = [jp.domain] + list(jp.tenants)
+    tls = tls_profile(layout.plan).terminate
+    http = next(l for l in layout.proxy.listeners if l["name"] == "http")
+    total = len(layout.instances)
+    moved = layout.instances[n].name          # what sits where the next shard goes (the brewery)
+    L = [f"  Room shards ([jitsi] shards = {n}): {', '.join(names)} all host {', '.join(doms)}",
+         "    (each with its conference., guest. and auth. domains); each serves WebSocket and BOSH "
+         f"on its own loopback port ({', '.join(str(p) for p in jp.shard_http_ports())}).",
+         f"    The proxy's HTTP listener {http['bind']} ({'HTTPS/wss: TLS terminated by the proxy' if tls else 'plaintext, behind the web server'})"
+         " sends /xmpp-websocket?room=R and /http-bind?room=R",
          "    to the shard ranked first by a rendezvous hash of the room (lower-cased; "
-         "TENANT/room with a tenant)",
+         "TENANT/room with a tenant path)",
          "    over the backends " + ", ".join(f"{x}-http" for x in names) + " (a shard that is down "
          "moves only its own rooms).",
          f"    Which shard a room lands on: xmpp-shard-deploy where {plan_label(layout.plan)} ROOM",
-         f"    Adding a shard (shards = {n + 1}) moves only the rooms the new shard wins, about "
-         f"1/{n + 1} of them;",
-         "    every other room stays where it is (rooms live only while someone is in them).",
-         "    One jicofo per shard: jitsi/jicofo-NAME.conf (Client connection straight to its "
-         "shard's c2s port,",
+         f"    Adding a shard: shards = {n + 1} and instances = {total + 1} (the new shard is "
+         f"instance {n}; move {moved}'s [[instance]] and",
+         f"    [jitsi] jvb/jibri/jigasi to index {total}, keeping its name and data), generate, start the new prosody-shard@ "
+         "and jicofo@, restart",
+         f"    {moved}, reload the proxy (SIGHUP). Only the rooms the new shard wins move, about "
+         f"1/{n + 1} of them; every other",
+         "    room stays. A moved room that is live splits (its participants stay on the old shard, "
+         "newcomers go to",
+         "    the new one, where the focus creates it again): add shards when few rooms are live.",
+         "    Only the focus creates rooms (restrict_room_creation): a room exists once its shard's "
+         "jicofo has joined it.",
+         "    One jicofo per shard and domain: jitsi/jicofo-NAME.conf (Client connection straight "
+         "to its shard's "
+         + (f"loopback jicofo port {', '.join(str(p) for p in jp.jicofo_ports())}" if jp.jicofo_port
+            else "c2s port") + ",",
          "    Service connection through the proxy), run as systemd/jicofo@.service "
          "(jicofo@NAME).",
          "    nginx: jitsi/nginx-xmpp-shard.conf replaces the site's /xmpp-websocket and "
@@ -277,8 +291,8 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
         for b in jl.breweries.values():
             L.append(f"  {b.kind} brewery {b.jid} on {layout.instances[b.instance].name}")
         if jl.shards:
-            L.append(f"  jicofo: one per room shard, each with its Client connection to "
-                     f"{jl.main.auth_domain} on its own shard"
+            L.append(f"  jicofo: one per room shard (and tenant), each with its Client connection to "
+                     f"{jl.main.auth_domain}{' (a tenant: its own)' if jl.tenants else ''} on its own shard"
                      + (f", its Service connection to {jl.plan.service_domain} "
                         f"({layout.instances[jl.service_instance].name}) through the proxy"
                         if jl.service_instance is not None else ""))
@@ -287,7 +301,7 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
                  f"({layout.instances[jl.main.instance].name})"
                  + (f", Service connection to {jl.breweries['jvb'].auth_domain if jl.breweries['jvb'].instance != jl.main.instance else jl.plan.service_domain} "
                     f"({layout.instances[jl.service_instance].name})" if jl.service_instance is not None else ""))
-        for t in jl.tenants:
+        for t in ([] if jl.shards else jl.tenants):
             L.append(f"  tenant {t.domain} on {layout.instances[t.instance].name} (its own jicofo: "
                      f"jitsi/jicofo-{t.domain}.conf)")
         if jl.shards:

@@ -16,6 +16,9 @@ The shape, for domain D (see deploy/README.md for the reasoning):
                     names (the proxy's own hash), so growing the pool moves only some tenants.
                     Each tenant is served by its own jicofo (jicofo-T.conf), which reaches the
                     bridges over a Service connection with its own resource.
+  room shards       [jitsi] shards = N: instances 0..N-1 each host D's client side and every
+                    tenant's (only the focus creates rooms), the brewery instance is N, and one
+                    jicofo per shard and domain connects straight to its shard (shard_jicofos).
 
 Why at most two brewery instances: jicofo has exactly two XMPP connections, `Client` and
 `Service` (jicofo.{bridge,jibri,jigasi}.xmpp-connection-name), and Prosody instances do not
@@ -26,6 +29,7 @@ Service instance. A guest domain must live next to the conference MUC its users 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -36,7 +40,7 @@ KINDS = ("jvb", "jibri", "jigasi")
 ROOMS = {"jvb": "JvbBrewery", "jibri": "JibriBrewery", "jigasi": "JigasiBrewery"}
 KEYS = {"domain", "auth", "guests", "client", "jvb", "jibri", "jigasi", "service_domain",
         "bridges", "tenants", "pool", "xmpp_host", "http_port", "client_modules", "shards",
-        "shard_http_port"}
+        "shard_http_port", "jicofo_port"}
 DEFAULT_HTTP_PORT = 5280
 
 
@@ -111,9 +115,14 @@ class JitsiPlan:
     client_modules: list[str] = field(default_factory=list)   # more modules on the client domain
     shards: Optional[int] = None           # room shards: instances 0..shards-1 all host DOMAIN
     shard_http_port: Optional[int] = None  # shard k's HTTP port: shard_http_port + k
+    jicofo_port: Optional[int] = None      # [plan] tls = "terminate": shard k's loopback c2s
+                                           # port for its jicofos, jicofo_port + k (plan.py)
 
     def shard_http_ports(self) -> list[int]:
         return [self.shard_http_port + k for k in range(self.shards or 0)]
+
+    def jicofo_ports(self) -> list[int]:
+        return [self.jicofo_port + k for k in range(self.shards or 0)] if self.jicofo_port else []
 
     def brewery_instance(self, kind: str) -> Optional[int]:
         return getattr(self, kind)
@@ -195,11 +204,10 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
                     problems.add(f"[jitsi] {k}", f"instance {v} is a room shard (0..{shards - 1}); "
                                                  f"the breweries sit on one other instance, reached "
                                                  f"by every jicofo's Service connection")
-            if tenants:
-                problems.add("[jitsi] tenants", "extra client tenants are not supported with "
-                                                "[jitsi] shards (the shards host DOMAIN only)")
             if pool is not None:
-                problems.add("[jitsi] pool", "no tenant pool with [jitsi] shards")
+                problems.add("[jitsi] pool", "with [jitsi] shards every room shard hosts every "
+                                             "tenant (rooms are spread by name, not tenants by "
+                                             "domain); leave pool out")
             if http_port is None:
                 http_port = DEFAULT_HTTP_PORT
         shp = t.get("shard_http_port", (http_port or DEFAULT_HTTP_PORT) + 1)
@@ -207,13 +215,17 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
             problems.add("[jitsi] shard_http_port", f"must be a port number, got {shp!r}")
         else:
             shard_http_port = shp
-    elif "shard_http_port" in t:
-        problems.add("[jitsi] shard_http_port", "only with [jitsi] shards")
+    for key in ("shard_http_port", "jicofo_port"):
+        if key in t and shards is None:
+            problems.add(f"[jitsi] {key}", "only with [jitsi] shards")
+    jicofo_port = t.get("jicofo_port")
+    if jicofo_port is not None and (not is_int(jicofo_port) or not (1 <= jicofo_port <= 65535 - 64)):
+        problems.add("[jitsi] jicofo_port", f"must be a port number, got {jicofo_port!r}")
     if len(problems.items) > before:
         return None
 
     jp = JitsiPlan(dom, auth, guests, client, jvb, jibri, jigasi, service, bridges, tenants, pool,
-                   xmpp_host, http_port, client_modules, shards, shard_http_port)
+                   xmpp_host, http_port, client_modules, shards, shard_http_port, jicofo_port)
     if shards is not None:
         hp = jp.shard_http_ports()
         if http_port in hp:
@@ -301,8 +313,11 @@ def layout(jp: JitsiPlan, names: list[str]) -> JitsiLayout:
     n = len(names)
     main = Side(jp.domain, jp.client)
     pool = pool_of(jp, n)
-    tenants = [Side(t, pool[rendezvous_pick(t, [names[i] for i in pool])], tenant=True)
-               for t in jp.tenants]
+    if jp.shards:   # every room shard hosts every tenant (hosts() adds the replicas)
+        tenants = [Side(t, 0, tenant=True) for t in jp.tenants]
+    else:
+        tenants = [Side(t, pool[rendezvous_pick(t, [names[i] for i in pool])], tenant=True)
+                   for t in jp.tenants]
     brews = {}
     for k in KINDS:
         i = getattr(jp, k)
@@ -320,25 +335,34 @@ def hosts(jl: JitsiLayout) -> list[HostPlan]:
     def side(s: Side, with_breweries: bool) -> None:
         n0 = len(out)
         side_(s, with_breweries)
-        if not s.tenant and jl.shards:     # every room shard hosts the client side
+        if jl.shards:     # every room shard hosts the client side and each tenant's
             for h in out[n0:]:
                 h.replicas = [i for i in jl.shards if i != h.instance]
-                h.origin = h.origin.replace("[jitsi] domain", "[jitsi] domain (shards)")
+                h.origin = re.sub(r"^\[jitsi\] (domain|tenants \([^)]*\))", r"\g<0> (shards)",
+                                  h.origin)
 
     def side_(s: Side, with_breweries: bool) -> None:
         origin = f"[jitsi] tenants ({s.domain})" if s.tenant else "[jitsi] domain"
         role = "jitsi-tenant" if s.tenant else ""
-        web = ["bosh", "websocket"] if jp.http_port and not s.tenant else []
-        mods = [] if s.tenant else web + [m for m in jp.client_modules if m not in web]
+        web = ["bosh", "websocket"] if jp.http_port and (jl.shards or not s.tenant) else []
+        mods = web + ([] if s.tenant else [m for m in jp.client_modules if m not in web])
+        # Jitsi's conference MUC: rooms unlocked at once, and with room shards only the focus
+        # (a global admin) creates them, as jicofo does in a stock install.
         out.append(HostPlan(s.domain, s.instance, jp.auth, muc=[s.conference], modules=mods,
-                            origin=origin, role=role))
+                            origin=origin, role=role,
+                            muc_options={"restrict_room_creation": True} if jl.shards else {}))
         if jp.guests:
             out.append(HostPlan(s.guest, s.instance, AUTH_ANONYMOUS, modules=list(web),
                                 origin=origin + " guests", role=role))
         here = [b for b in jl.breweries.values() if with_breweries and b.instance == s.instance]
+        # tls = "terminate" with shards: the jicofos log in on the shard's loopback c2s port in
+        # plaintext; only the auth domains (focus) allow that, every other host keeps TLS-only.
+        focus_opts = ({"c2s_require_encryption": False, "allow_unencrypted_plain_auth": True}
+                      if jl.shards and jp.jicofo_port else {})
         out.append(HostPlan(s.auth_domain, s.instance, AUTH_INTERNAL,
                             muc=[f"internal.{s.auth_domain}"] if here else [],
                             accounts=["focus"] + [b.kind for b in here], admins=["focus"],
+                            options=focus_opts,
                             muc_options={"muc_room_default_public_jids": True} if here else {},
                             origin=origin + " (auth domain)", role=role))
         if not s.tenant and "jibri" in jl.breweries:
@@ -386,9 +410,12 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
     main = jl.main
     own_instance = side.instance
     resource = "focus" if not side.tenant else f"focus-{side.domain}"
+    client_resource = resource
     cep = ep
     if shard is not None:
-        resource = f"focus-{shard.name}"
+        # Service: unique on the shared brewery. Client: "focus" on every shard (each has its
+        # own Prosody), where the focus component of Jitsi Meet (or a client) reaches it.
+        resource, client_resource = shard.service_resource, "focus"
         cep = shard.client
     brew = dict(jl.breweries)
     if side.tenant:
@@ -408,7 +435,7 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
               f"# {shard.name}'s c2s port {cep.host}:{cep.port} (every shard hosts "
               f"{side.domain}, so the proxy could not",
               "# tell the jicofos apart); its Service connection goes through the proxy. Install as",
-              f"# /etc/jitsi/jicofo/jicofo-{shard.name}.conf and run it as jicofo@{shard.name} "
+              f"# /etc/jitsi/jicofo/jicofo-{shard.unit}.conf and run it as jicofo@{shard.unit} "
               "(systemd/jicofo@.service).",
               '# It includes the stock jicofo.conf and overrides the connections and the REST port.',
               'include file("/etc/jitsi/jicofo/jicofo.conf")']
@@ -422,7 +449,7 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
           f"      password = {hq(pw(f'focus@{side.auth_domain}'))}",
           f"      conference-muc-jid = {hq(side.conference)}"]
     if shard is not None:
-        L.append(f"      resource = {hq(resource)}")
+        L.append(f"      resource = {hq(client_resource)}")
     L += [f"      disable-certificate-verification = {str(not cep.verify).lower()}",
           f"      use-tls = {str(cep.use_tls).lower()}",
           "    }"]
@@ -460,14 +487,36 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
 
 @dataclass
 class ShardJicofo:
-    """The jicofo of room shard `index` (instance `name`), reaching it at `client`."""
+    """A jicofo of room shard `index` (instance `name`) for one side (the meeting domain or a
+    tenant), reaching its shard at `client`; its files and unit are jicofo-`unit`."""
     index: int
     name: str
     client: Endpoint
     rest_port: int
+    unit: str = ""
+    service_resource: str = ""
+    side: Optional[Side] = None
 
 
 JICOFO_REST_PORT = 8888
+
+
+def shard_jicofos(jl: JitsiLayout, instances) -> list[ShardJicofo]:
+    """One jicofo per room shard and side (the meeting domain, then each tenant): its Client
+    connection goes straight to its shard (the c2s port, or with [plan] tls = "terminate" the
+    shard's loopback jicofo_port), REST ports 8888 + j over all of them. `instances`: the
+    layout's InstanceSpecs."""
+    jp = jl.plan
+    out = []
+    for j, side in enumerate([jl.main] + jl.tenants):
+        for k in jl.shards:
+            spec = instances[k]
+            ep = (Endpoint("127.0.0.1", jp.jicofo_port + k, False, False) if jp.jicofo_port
+                  else Endpoint(spec.interface, spec.port, False, False))
+            unit = spec.name if not side.tenant else f"{spec.name}-{side.domain}"
+            out.append(ShardJicofo(k, spec.name, ep, JICOFO_REST_PORT + j * len(jl.shards) + k,
+                                   unit, f"focus-{unit}", side))
+    return out
 
 
 def jvb_conf(jl: JitsiLayout, k: int, ep: Endpoint, pw, src: str) -> str:
@@ -567,30 +616,42 @@ def client_instance_lua(jp: JitsiPlan) -> str:
 
 def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
     """Global lines for room shard k: BOSH and WebSocket on its own loopback HTTP port, behind
-    the proxy's HTTP listener (which hashes ?room= over the shards) and the web server."""
-    return "\n".join([
-        f"-- [jitsi] shards: room shard {k} of {jp.shards}; the proxy's HTTP listener "
-        f"(127.0.0.1:{jp.http_port}) hashes rooms over the shards.",
-        f"http_ports = {{ {jp.shard_http_port + k} }}",
-        'http_interfaces = { "127.0.0.1" }',
-        f"http_default_host = {lua_str(jp.domain)}",
-        'trusted_proxies = { "127.0.0.1" }',
-        "consider_bosh_secure = true",
-        "consider_websocket_secure = true",
-    ])
+    the proxy's HTTP listener (which hashes ?room= over the shards) and the web server. With
+    [jitsi] jicofo_port ([plan] tls = "terminate"), also a loopback c2s port for its jicofos."""
+    L = [f"-- [jitsi] shards: room shard {k} of {jp.shards}; the proxy's HTTP listener "
+         f"(port {jp.http_port}) hashes rooms over the shards.",
+         f"http_ports = {{ {jp.shard_http_port + k} }}",
+         'http_interfaces = { "127.0.0.1" }',
+         f"http_default_host = {lua_str(jp.domain)}",
+         'trusted_proxies = { "127.0.0.1" }',
+         "-- the proxy (or nginx) did the TLS: Prosody counts these sessions as secure",
+         "consider_bosh_secure = true",
+         "consider_websocket_secure = true"]
+    if jp.jicofo_port:
+        L += ["-- This shard's jicofos log in here (plaintext, loopback; only the auth domains allow",
+              "-- it). Clients come through the proxy's TLS to mod_xmpp_shard's port.",
+              f"c2s_ports = {{ {jp.jicofo_port + k} }}",
+              'c2s_interfaces = { "127.0.0.1" }']
+    return "\n".join(L)
 
 
-def nginx_snippet(jp: JitsiPlan, src: str) -> str:
+def nginx_snippet(jp: JitsiPlan, src: str, tls_host: Optional[str] = None) -> str:
     """The /xmpp-websocket and /http-bind locations of Jitsi's nginx site, pointed at the proxy's
-    HTTP listener (TLS and the static files stay with nginx)."""
-    up = f"http://127.0.0.1:{jp.http_port}"
+    HTTP listener (the static files stay with nginx). `tls_host`: the listener terminates TLS
+    ([plan] tls = "terminate") at that address, so nginx speaks HTTPS to it, with the Host as
+    SNI (the proxy picks the certificate by it)."""
+    up = f"https://{tls_host}:{jp.http_port}" if tls_host else f"http://127.0.0.1:{jp.http_port}"
+    tls = (["    proxy_ssl_server_name on;", "    proxy_ssl_name $host;"] if tls_host else [])
     return "\n".join([
         f"# Generated by xmpp-shard-deploy from {src}: [jitsi] shards = {jp.shards}.",
         f"# Replaces the /xmpp-websocket and /http-bind locations of Jitsi's site for {jp.domain}",
         "# (/etc/nginx/sites-available/" + jp.domain + ".conf): include it in its `server { listen 443 ssl; ... }`",
         "# block and delete the site's own two locations. The proxy hashes ?room= over the room shards.",
+        *(["# The proxy's HTTP listener terminates TLS too ([plan] tls = \"terminate\"): browsers may",
+           f"# also use wss://{jp.domain}:{jp.http_port}/xmpp-websocket directly."] if tls_host else []),
         "location = /xmpp-websocket {",
         f"    proxy_pass {up};",
+        *tls,
         "    proxy_http_version 1.1;",
         "    proxy_set_header Upgrade $http_upgrade;",
         '    proxy_set_header Connection "upgrade";',
@@ -601,6 +662,7 @@ def nginx_snippet(jp: JitsiPlan, src: str) -> str:
         "}",
         "location = /http-bind {",
         f"    proxy_pass {up};",
+        *tls,
         "    proxy_set_header Host $http_host;",
         "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "}",

@@ -100,7 +100,9 @@ class Plan:
 
     def pool(self) -> list[int]:
         """Instances serving "*": those no [[host]] names (Jitsi tenants aside), or every
-        instance if none is left."""
+        instance if none is left; with [jitsi] shards, the room shards (never the brewery)."""
+        if self.jitsi is not None and self.jitsi.shards:
+            return list(range(self.jitsi.shards))
         owned = {i for h in self.hosts if h.role != "jitsi-tenant" for i in h.all_instances}
         rest = [i for i in range(self.instances) if i not in owned]
         return rest or list(range(self.instances))
@@ -308,12 +310,16 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
 
     def claim(domain: str, what: str) -> None:
         if domain in claimed:
-            pr.add(what, f"{domain} is owned twice ({claimed[domain]} and {what})")
+            why = ("; every room shard hosts it and the proxy routes it to the shards, so no "
+                   "other route may own it" if "(shards)" in claimed[domain] else "")
+            pr.add(what, f"{domain} is owned twice ({claimed[domain]} and {what}){why}")
         else:
             claimed[domain] = what
 
     if "jitsi" in data:
         plan.jitsi = jitsi_mod.parse_jitsi(data["jitsi"], n, pr)
+        if plan.jitsi is not None and plan.jitsi.shards:
+            _jicofo_port(plan.jitsi, p.get("tls", tls_mod.default_mode("certs" in data)), pr)
         if plan.jitsi is not None:
             hp = plan.jitsi.http_port
             if hp and (hp in owner or hp == plan.port):
@@ -440,9 +446,34 @@ def _check_shards(plan: Plan, pr: Problems, owner: dict, machine_cores: int) -> 
         if port in taken:
             pr.add("[jitsi] shard_http_port", f"shard {k}'s HTTP port {port} (shard_http_port + "
                                               f"{k}) clashes with {taken[port]}")
+    for k, port in enumerate(jp.jicofo_ports()):
+        if port in taken:
+            pr.add("[jitsi] jicofo_port", f"shard {k}'s jicofo port {port} (jicofo_port + {k}) "
+                                          f"clashes with {taken[port]}")
+        elif port in jp.shard_http_ports():
+            pr.add("[jitsi] jicofo_port", f"shard {k}'s jicofo port {port} (jicofo_port + {k}) "
+                                          f"is also a shard's HTTP port ([jitsi] shard_http_port)")
     names = plan.instance_names()
     for k, port in enumerate(jp.shard_http_ports()):
         owner.setdefault(port, f"{names[k]}'s HTTP port ([jitsi] shard_http_port + {k})")
+    for k, port in enumerate(jp.jicofo_ports()):
+        owner.setdefault(port, f"{names[k]}'s jicofo port ([jitsi] jicofo_port + {k})")
+    if jp.http_port:
+        owner.setdefault(jp.http_port, "the proxy's HTTP listener ([jitsi] http_port)")
+
+
+def _jicofo_port(jp, tls_mode, pr: Problems) -> None:
+    """[jitsi] jicofo_port: with tls = "terminate" a shard has no c2s port of its own (clients
+    reach mod_xmpp_shard's through the proxy), so its jicofos get a loopback one; default: the
+    ports after the shards' HTTP ports."""
+    if tls_mode != "terminate":
+        if jp.jicofo_port is not None:
+            pr.add("[jitsi] jicofo_port", "only with [plan] tls = \"terminate\" (with \"none\" "
+                                          "each jicofo logs in on its shard's c2s port)")
+            jp.jicofo_port = None
+        return
+    if jp.jicofo_port is None:
+        jp.jicofo_port = jp.shard_http_port + jp.shards
 
 
 def _assigns(lua: str, name: str) -> bool:
@@ -479,10 +510,6 @@ def _parse_tls(p: dict, data: dict, plan: Plan, pr: Problems, owner: dict) -> No
                 plan.direct_tls_port = dp
     if mode != "terminate":
         return
-    if plan.jitsi is not None and plan.jitsi.shards:
-        pr.add("[plan] tls", "\"terminate\" is not supported with [jitsi] shards yet (each "
-                             "jicofo connects straight to its shard's c2s port, which "
-                             "\"terminate\" replaces by mod_xmpp_shard's); set tls = \"none\"")
     if not tls_mod.cert_domains(plan):
         pr.add("[plan] tls", "\"terminate\" needs at least one domain to hold a certificate "
                              "([[host]], [jitsi] or [tenants] domains), and this plan has none; "
@@ -633,11 +660,18 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
         cfg.add_route(["*"], [specs[i].name for i in pool], name="tenants", balance="hash",
                       **xmpp_only)
     if sharded:
-        cfg.add_listener("http", f"127.0.0.1:{jp.http_port}", protocol="http")
+        # Plaintext on loopback behind the web server; with tls = "terminate" the proxy does
+        # HTTPS/wss itself (ALPN http/1.1), on the plan's address like its XMPP listener.
+        if tls.terminate:
+            cfg.add_listener("http", f"{plan.listen}:{jp.http_port}", protocol="http",
+                             **tls.proxy_listener)
+        else:
+            cfg.add_listener("http", f"127.0.0.1:{jp.http_port}", protocol="http")
         for k, port in enumerate(jp.shard_http_ports()):
             cfg.add_backend(f"{specs[k].name}-http", f"127.0.0.1:{port}", check="http",
                             check_path="/http-bind")
-        cfg.add_route([jp.domain], [f"{specs[k].name}-http" for k in range(jp.shards)],
+        cfg.add_route([jp.domain] + list(jp.tenants),
+                      [f"{specs[k].name}-http" for k in range(jp.shards)],
                       name="rooms", balance="hash", hash_key="room", listeners=["http"])
     return Layout(plan, specs, cfg, accounts, plan.jitsi_layout(), Path(out) if out else None,
                   listen_port)

@@ -26,6 +26,7 @@ from typing import Optional
 
 from . import procs
 from .certs import make_certs
+from .focus import start_focuses
 from .generate import GenerateError, generate
 from .plan import DEFAULT_PATHS, PlanError, load_plan
 from .ports import free_port, port_is_free, wait_port
@@ -158,26 +159,33 @@ def choose_instance_ports(plan, free: bool, avoid: set[int]) -> tuple[list[int],
 
 
 def choose_shard_http_ports(plan, free: bool, avoid: set[int]) -> bool:
-    """[jitsi] shards: the proxy's HTTP port and the shards' (consecutive) HTTP ports on
-    loopback, the plan's when free, else free ones (written into plan.jitsi). Returns planned."""
+    """[jitsi] shards: the proxy's HTTP port, the shards' (consecutive) HTTP ports and, with
+    [jitsi] jicofo_port, their jicofo ports, on loopback: the plan's when free, else free ones
+    (written into plan.jitsi). Returns planned."""
     jp = plan.jitsi
     if jp is None or not jp.shards:
         return True
-    wanted = [jp.http_port] + jp.shard_http_ports()
+    wanted = [jp.http_port] + jp.shard_http_ports() + jp.jicofo_ports()
     if not free and all(p not in avoid and port_is_free(p, "127.0.0.1") for p in wanted):
         return True
     while True:
         jp.http_port = free_port("127.0.0.1")
         if jp.http_port not in avoid:
             break
-    for _ in range(500):
-        b = free_port("127.0.0.1")
-        cand = [b + k for k in range(jp.shards)]
-        if all(c <= 65535 and c not in avoid and c != jp.http_port and port_is_free(c, "127.0.0.1")
-               for c in cand):
-            jp.shard_http_port = b
-            return False
-    raise RuntimeError(f"no {jp.shards} consecutive free ports on 127.0.0.1 for the shards' HTTP side")
+    taken = set(avoid) | {jp.http_port}
+
+    def block() -> int:
+        for _ in range(500):
+            b = free_port("127.0.0.1")
+            cand = [b + k for k in range(jp.shards)]
+            if all(c <= 65535 and c not in taken and port_is_free(c, "127.0.0.1") for c in cand):
+                taken.update(cand)
+                return b
+        raise RuntimeError(f"no {jp.shards} consecutive free ports on 127.0.0.1 for the shards")
+    jp.shard_http_port = block()
+    if jp.jicofo_port:
+        jp.jicofo_port = block()
+    return False
 
 
 DEMO_MESSAGE = "hello through xmpp-shard"
@@ -247,11 +255,23 @@ def client_lines(layout, host: str, port: int, ca: Optional[Path]) -> list[str]:
     jp = plan.jitsi
     if jp is not None and jp.shards:
         names = [layout.instances[k].name for k in range(jp.shards)]
-        lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket?room=ROOM and "
-                     f"http://127.0.0.1:{jp.http_port}/http-bind?room=ROOM for {jp.domain}: the "
-                     f"proxy's HTTP listener, each room on one of the shards "
+        doms = " and ".join([jp.domain] + list(jp.tenants))
+        if terminate:
+            lines.append(f"  web        wss://{jp.domain}:{jp.http_port}/xmpp-websocket?room=ROOM and "
+                         f"https://{jp.domain}:{jp.http_port}/http-bind?room=ROOM ({doms}): the proxy's "
+                         f"HTTP listener on {host}, TLS terminated there (trust the CA; the domain must "
+                         f"resolve to {host}, e.g. in /etc/hosts)")
+        else:
+            lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket?room=ROOM and "
+                         f"http://127.0.0.1:{jp.http_port}/http-bind?room=ROOM ({doms}): the proxy's "
+                         f"HTTP listener, plaintext on loopback (a web server in front does TLS)")
+        lines.append("  rooms      each room on one of the shards "
                      + ", ".join(f"{n} (127.0.0.1:{jp.shard_http_port + k})" for k, n in enumerate(names))
-                     + "; plaintext on loopback, a web server in front does TLS")
+                     + f"; which one: xmpp-shard-deploy where {plan.source or 'PLAN'} ROOM")
+        lines.append(f"  focus      simulated, one per shard and domain (jicofo is not run): a room is "
+                     f"created when asked with Jitsi's conference IQ <conference xmlns='"
+                     f"http://jitsi.org/protocol/focus' room='ROOM@conference.{jp.domain}'/> sent to "
+                     f"focus@auth.{jp.domain}/focus; only the focus creates rooms")
     elif jp is not None and jp.http_port:
         lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket and "
                      f"http://127.0.0.1:{jp.http_port}/http-bind for {jp.domain}: Prosody's HTTP "
@@ -329,6 +349,8 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
     proxy_pump: Optional[threading.Thread] = None
     pumps: list[threading.Thread] = []
     tail_stop = threading.Event()
+    focus_stop = threading.Event()
+    focuses = []
     rc = 0
     try:
         listen_port = choose_proxy_port(plan.listen, args.port, plan.port)
@@ -401,6 +423,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
                     pumps.append(t)
         for s in sup:
             s.inst.wait_ready()
+        if plan.jitsi is not None and plan.jitsi.shards:
+            focuses = start_focuses(layout, lambda u, t: out.line(f"[focus {u}]", t), focus_stop)
+        focus_deadline = time.monotonic() + 20
 
         proxy = procs.spawn([str(proxy_bin), "--config", str(proxy_cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -410,8 +435,12 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         pumps.append(proxy_pump)
         wait_port(host, listen_port, timeout=10, proc=proxy, what="xmpp-shard-proxy")
         if plan.jitsi is not None and plan.jitsi.shards:
-            wait_port("127.0.0.1", plan.jitsi.http_port, timeout=10, proc=proxy,
+            wait_port(host if terminate else "127.0.0.1", plan.jitsi.http_port, timeout=10, proc=proxy,
                       what="xmpp-shard-proxy's HTTP listener")
+        for f in focuses:
+            if not f.ready.wait(max(0.1, focus_deadline - time.monotonic())):
+                raise RuntimeError(f"the simulated focus {f.jid} did not log in on "
+                                   f"{f.host}:{f.port} (shard {f.label})")
         up_secs = time.monotonic() - t_start
 
         metrics = layout.proxy.proxy.get("metrics")
@@ -483,6 +512,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         rc = 1
     finally:
         out.line("[run-local]", "stopping ...")
+        focus_stop.set()
+        for f in focuses:
+            f.thread.join(timeout=2)
         if proxy is not None and proxy.poll() is None:
             prc = procs.stop(proxy, timeout=0.5 if signals["count"] > 1 else 10)
             if proxy_pump is not None:

@@ -18,11 +18,12 @@ admins = { "focus@auth.meet.test" }
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 -- From the shard plan:
--- [jitsi] shards: room shard 1 of 2; the proxy's HTTP listener (127.0.0.1:26280) hashes rooms over the shards.
+-- [jitsi] shards: room shard 1 of 2; the proxy's HTTP listener (port 26280) hashes rooms over the shards.
 http_ports = { 26282 }
 http_interfaces = { "127.0.0.1" }
 http_default_host = "meet.test"
 trusted_proxies = { "127.0.0.1" }
+-- the proxy (or nginx) did the TLS: Prosody counts these sessions as secure
 consider_bosh_secure = true
 consider_websocket_secure = true
 
@@ -42,4 +43,5 @@ VirtualHost "recorder.meet.test"
 
 Component "conference.meet.test" "muc"
 	muc_room_locking = false
+	restrict_room_creation = true
 
