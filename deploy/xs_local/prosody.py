@@ -1,7 +1,7 @@
 """One local Prosody instance: render its config, prepare its directory and accounts,
 start it pinned to a CPU core as the prosody user, stop it, read its log.
 
-Facts this relies on (Debian 12, Prosody 0.12.3; see the project's TESTING-NOTES):
+Facts this relies on (Debian 12, Prosody 0.12.3, as its modules' source and the tests show):
 - Prosody refuses to run as root, so it runs as the `prosody` user and everything it writes
   (data_path, log file, pidfile) is owned by that user.
 - `prosodyctl --config F adduser JID` (or `passwd JID`) reads the password twice from stdin,

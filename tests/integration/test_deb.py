@@ -1,6 +1,7 @@
 """The Debian package: build it with cpack from the build directory under test, install it with
 dpkg on this machine, run `xmpp-shard-proxy --check` on the installed config (and the installed
-deploy tool's `check` on the installed plan), check that the maintainer scripts started,
+deploy tool's `check` on the installed plan, and `generate`, `check` and `where` on the shipped
+room-sharded example), check that the maintainer scripts started,
 enabled and overwrote nothing, then purge it and leave the machine as it was (the xmpp-shard
 system user, which Debian practice keeps on purge, is removed by the test if it made it).
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from deploy_support import REPO
+from xs_local.prosody import make_base_dir
 
 PKG = "xmpp-shard"
 ETC = Path("/etc/xmpp-shard")
@@ -84,6 +86,30 @@ def build_dir(proxy_bin) -> Path:
     return b
 
 
+EXAMPLES = Path("/usr/share/doc/xmpp-shard/examples/plans")
+
+
+def rooms_example_generates(tmp: Path) -> None:
+    """The installed tool generates the shipped room-sharded example (its data, log and pidfile
+    paths left at their defaults under the output, so nothing is written outside `tmp`): one
+    jicofo snippet per shard, jicofo@.service, the nginx snippet, shards where only the focus
+    creates rooms; `check` passes on it and `where` answers."""
+    plan = tmp / "jitsi-rooms.toml"
+    plan.write_text("".join(l for l in (EXAMPLES / "jitsi-rooms.toml").read_text().splitlines(True)
+                            if not l.startswith(("data ", "log ", "pidfile ", "out "))))
+    out = tmp / "rooms-out"
+    sh("/usr/bin/xmpp-shard-deploy", "generate", plan, "--out", out)
+    for f in ("jitsi/jicofo-shard-a.conf", "jitsi/jicofo-shard-c.conf", "jitsi/nginx-xmpp-shard.conf",
+              "systemd/jicofo@.service", "prosody/brewery/prosody.cfg.lua"):
+        assert (out / f).is_file(), f
+    assert "restrict_room_creation = true" in (out / "prosody/shard-b/prosody.cfg.lua").read_text()
+    assert "Adding a shard" in (out / "REPORT.txt").read_text()
+    r = sh("/usr/bin/xmpp-shard-deploy", "check", plan, "--out", out, check=False)
+    assert r.returncode == 0 and r.stdout.count("prosodyctl check config") == 4, r.stdout + r.stderr
+    r = sh("/usr/bin/xmpp-shard-deploy", "where", plan, "SomeRoom")
+    assert r.stdout.startswith("someroom: shard-"), r.stdout
+
+
 @pytest.mark.no_sanitizer  # packaging, not memory safety: once, in the normal build
 @pytest.mark.timeout(600)
 def test_deb_installs_checks_and_purges_cleanly(build_dir, tmp_path):
@@ -107,7 +133,10 @@ def test_deb_installs_checks_and_purges_cleanly(build_dir, tmp_path):
               "./lib/systemd/system/prosody-shard@.service", "./lib/systemd/system/xmpp-shard-proxy.service",
               "./etc/xmpp-shard/proxy.toml", "./etc/xmpp-shard/plan.toml",
               "./usr/lib/xmpp-shard/deploy/xs_local/cli.py",
-              "./usr/share/doc/xmpp-shard/examples/plans/jitsi.toml"):
+              "./usr/share/doc/xmpp-shard/examples/plans/jitsi.toml",
+              # the room-sharded preset: its example plan and the code of its templates
+              "./usr/share/doc/xmpp-shard/examples/plans/jitsi-rooms.toml",
+              "./usr/lib/xmpp-shard/deploy/xs_local/jitsi.py", "./usr/lib/xmpp-shard/deploy/xs_local/focus.py"):
         assert f in contents, f"{f} not in the package:\n{contents}"
     for mod in sorted((REPO / "deploy" / "prosody-modules").glob("*.lua")):
         assert f"./usr/lib/xmpp-shard/prosody-modules/{mod.name}" in contents, mod.name
@@ -126,6 +155,11 @@ def test_deb_installs_checks_and_purges_cleanly(build_dir, tmp_path):
         r = sh("/usr/bin/xmpp-shard-deploy", "check", ETC / "plan.toml", check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "prosodyctl check config" in r.stdout and "/usr/bin/xmpp-shard-proxy --check" in r.stdout
+        tmp = make_base_dir("xs-deb-rooms-")     # traversable by prosody (prosodyctl)
+        try:
+            rooms_example_generates(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         assert not list(Path("/usr/lib/xmpp-shard").rglob("__pycache__")), "bytecode left next to the modules"
         assert not Path("/var/lib/xmpp-shard").exists() and not Path("/var/log/xmpp-shard").exists()
         # The system user exists; nothing was started, enabled or linked.
