@@ -19,6 +19,7 @@
 #include "net/listen_socket.hpp"
 #include "session/snapshot.hpp"
 #include "upstream/backend_state.hpp"
+#include "upstream/bosh_sessions.hpp"
 #include "upstream/health_checker.hpp"
 #include "util/log.hpp"
 
@@ -44,6 +45,7 @@ struct Daemon {
     std::vector<std::shared_ptr<metrics::WorkerStats>> stats;
     upstream::BackendRegistry registry;
     std::map<std::string, std::shared_ptr<net::IpRateLimiter>> limiters;
+    std::shared_ptr<upstream::BoshSessions> bosh_sessions = std::make_shared<upstream::BoshSessions>();  // across reloads
     std::map<std::string, upstream::HealthChecker*> checkers;
     metrics::DaemonCounters counters;
     std::unique_ptr<metrics::HttpServer> http;
@@ -60,6 +62,7 @@ struct Daemon {
     std::shared_ptr<const session::Snapshot> attach(std::shared_ptr<const config::Config> c) {
         auto rt = std::make_shared<session::Runtime>();
         for (const auto& b : c->backends) rt->states.push_back(registry.get(b.name));
+        rt->bosh = bosh_sessions;
         for (const auto& l : c->listeners) {
             std::shared_ptr<net::IpRateLimiter>& lim = limiters[l.name];
             if (l.per_ip_rate <= 0) lim.reset();

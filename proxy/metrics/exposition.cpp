@@ -10,6 +10,7 @@
 
 #include "tls/tls_stream.hpp"
 #include "upstream/backend_state.hpp"
+#include "upstream/bosh_sessions.hpp"
 
 #ifndef XS_VERSION
 #define XS_VERSION "0.0.0"
@@ -28,7 +29,7 @@ enum Fam {
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
     kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
-    kLastReload, kHttpResponses, kWebSockets, kReused, kFamCount
+    kLastReload, kHttpResponses, kWebSockets, kBoshSessions, kReused, kFamCount
 };
 
 struct FamilyDecl {
@@ -65,6 +66,7 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_config_last_reload_success_timestamp_seconds", "Unix time of the last good configuration load.", MetricType::Gauge},
     {"xmpp_shard_http_responses_total", "HTTP listeners: answers by status class (the backend's, or the proxy's refusal).", MetricType::Counter},
     {"xmpp_shard_websocket_sessions_active", "HTTP listeners: WebSocket sessions upgraded and relaying.", MetricType::Gauge},
+    {"xmpp_shard_bosh_sessions", "HTTP listeners: BOSH sessions known (sid seen created, not expired), by backend.", MetricType::Gauge},
     {"xmpp_shard_backend_connections_reused_total", "HTTP requests sent on a kept-alive backend connection from the idle pool.", MetricType::Counter},
 };
 
@@ -174,6 +176,13 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 acc[kStreamErrors].add({{"condition", std::string(routing::to_string(static_cast<routing::StreamCondition>(i)))}},
                                        static_cast<double>(errors.at(i).get()));
         });
+    }
+    if (!http.empty() && rt.bosh) {
+        auto known = rt.bosh->per_backend();
+        for (const auto& b : cfg.backends) {
+            auto it = known.find(b.name);
+            acc[kBoshSessions].add({{"backend", b.name}}, it == known.end() ? 0.0 : static_cast<double>(it->second));
+        }
     }
     for (std::size_t i = 0; i < cfg.backends.size(); ++i) {
         const auto& st = *rt.states[i];

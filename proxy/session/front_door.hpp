@@ -16,6 +16,9 @@
 #include "routing/stream_condition.hpp"
 #include "session/end_reason.hpp"
 
+namespace xs::upstream {
+class BoshSessions;
+}
 namespace xs::config {
 struct Config;
 struct ListenerConfig;
@@ -37,6 +40,7 @@ struct RouteKey {
     bool has_match = false; // normalised by the session, then looked up in the route table
     std::string hash;       // what a route with hash_key = "room" ranks by (empty: the domain)
     std::string vnode;      // HTTP ?vnode=: only the route's backends of that visitor node
+    std::string pin;        // a backend to try first (the owner of a BOSH session), if a candidate
 };
 
 struct Verdict {
@@ -77,6 +81,7 @@ struct DoorContext {
     const config::ListenerConfig& listener;
     SessionHost& host;
     std::string client_ip;  // the peer's address, for X-Forwarded-For
+    upstream::BoshSessions* bosh = nullptr;  // BOSH sid -> backend, shared by the workers
 };
 
 class FrontDoor {

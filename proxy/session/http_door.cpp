@@ -1,6 +1,7 @@
 #include "session/http_door.hpp"
 
 #include "config/config.hpp"
+#include "upstream/bosh_sessions.hpp"
 #include "routing/http_lines.hpp"
 #include "routing/http_route_key.hpp"
 
@@ -54,6 +55,22 @@ Verdict HttpDoor::feed(std::string_view bytes) {
     Verdict v = route_verdict(head.host, !head.host.empty(), {});
     v.key.hash = key->hash_key;
     v.key.vnode = key->vnode;
+    if (key->endpoint == routing::HttpEndpoint::Bosh && head.method == "POST" && !websocket_) {
+        std::string_view body = std::string_view(bytes_).substr(head.head_bytes);
+        read_bosh_root(body.substr(std::min(bosh_fed_, body.size())));
+        // Without a room the body decides: wait for its root tag (bounded, under header_timeout).
+        bool more = head.has_content_length && body.size() < head.content_length && body.size() < kBoshRootBytes;
+        if (key->hash_key.empty() && bosh_reader_.status() == routing::BoshStatus::NeedMore && more) return {};
+        if (bosh_reader_.status() == routing::BoshStatus::Done) {
+            const routing::BoshBody& root = bosh_reader_.body();
+            std::optional<std::string> owner;
+            if (root.has_sid && ctx_.bosh) owner = ctx_.bosh->owner(root.sid);  // also keeps it alive
+            if (key->hash_key.empty()) {
+                if (owner) v.key.pin = *owner;
+                else if (!root.has_sid && root.has_to && !root.to.empty()) v.key.match = root.to;
+            }
+        }
+    }
     std::string out = routing::render_backend_head(head, ctx_.client_ip,
                                                    ctx_.listener.tls == config::TlsMode::Terminate);
     method_ = head.method;
@@ -80,10 +97,18 @@ Verdict HttpDoor::feed(std::string_view bytes) {
     return v;
 }
 
+// Body bytes read so far (once each): the BOSH root's reader takes them until it decides.
+void HttpDoor::read_bosh_root(std::string_view body_bytes) {
+    if (bosh_reader_.status() != routing::BoshStatus::NeedMore) return;
+    bosh_fed_ += body_bytes.size();
+    if (bosh_reader_.feed(body_bytes) == routing::BoshStatus::Done) creating_ = !bosh_reader_.body().has_sid;
+}
+
 std::size_t HttpDoor::request(std::string_view bytes) {
     if (websocket_) return bytes.size();
     std::size_t n = 0;
     if (req_body_.status() == BodyStatus::NeedMore) n = req_body_.feed(bytes);
+    if (long_poll_) read_bosh_root(bytes.substr(0, n));
     // A malformed chunked body goes on as far as it was framed; neither connection is reused.
     if (req_body_.status() != BodyStatus::Reject) kept_.append(bytes.substr(n));
     return n;
@@ -97,6 +122,10 @@ Verdict HttpDoor::next() {
     resp_head_done_ = false;
     resp_keep_ = false;
     resp_body_ = BodyFramer::none();
+    bosh_reader_ = routing::BoshBodyReader(kBoshRootBytes);
+    bosh_fed_ = 0;
+    creating_ = capture_ = false;
+    std::string().swap(captured_);
     status_ = 0;
     websocket_ = false;
     std::string kept = std::move(kept_);
@@ -158,6 +187,9 @@ Relayed HttpDoor::response(std::string_view bytes, const config::BackendConfig& 
     std::string_view body = bytes.substr(head_part);
     std::size_t n = resp_body_.feed(body);
     out.append(body.substr(0, n));
+    if (capture_) {
+        captured_.append(body.substr(0, std::min(n, kCaptureBytes - std::min(kCaptureBytes, captured_.size()))));
+    }
     Relayed r;
     if (resp_body_.status() == BodyStatus::Reject) {
         r.step = Relayed::Step::Bad;
@@ -165,6 +197,8 @@ Relayed HttpDoor::response(std::string_view bytes, const config::BackendConfig& 
     } else if (resp_body_.status() == BodyStatus::Done) {
         r.step = Relayed::Step::Done;
         r.used = head_part + n;
+        if (capture_ && ctx_.bosh)
+            if (auto sid = routing::bosh_response_sid(captured_)) ctx_.bosh->learned(*sid, backend.name);
     }
     return r;
 }
@@ -221,6 +255,7 @@ Relayed HttpDoor::response_head(std::string_view bytes, const config::BackendCon
     if (!client_keep_ && !h.conn_close) head = with_response_field(head, "Connection", "close");
     resp_keep_ = h.keep_alive;
     resp_body_ = routing::response_body_framing(h, method_);
+    capture_ = creating_ && h.status == 200 && resp_body_.kind() == BodyFramer::Kind::Length;
     resp_head_done_ = true;
     std::string().swap(resp_head_);
     out += head;

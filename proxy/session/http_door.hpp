@@ -13,6 +13,7 @@
 #pragma once
 #include <string>
 
+#include "routing/bosh_body.hpp"
 #include "routing/http_head.hpp"
 #include "routing/http_response.hpp"
 #include "session/front_door.hpp"
@@ -51,6 +52,7 @@ private:
     Verdict refuse(int status, std::string detail);
     Relayed response_head(std::string_view bytes, const config::BackendConfig& backend, ListenerCell& cell,
                           std::string& out);
+    void read_bosh_root(std::string_view body_bytes);
 
     DoorContext ctx_;
     routing::HttpRequestReader reader_;
@@ -71,6 +73,17 @@ private:
     bool resp_head_done_ = false;
     bool resp_keep_ = false;     // the response allows another request on the backend connection
     routing::BodyFramer resp_body_ = routing::BodyFramer::none();
+
+    // BOSH (XEP-0124): the request body's root <body/> gives `to` and `sid`. A request without a
+    // room is routed by its session's owner (sid) or its `to`; the sid of a session creation is
+    // learned from the response, for the requests that follow.
+    routing::BoshBodyReader bosh_reader_{kBoshRootBytes};
+    std::size_t bosh_fed_ = 0;   // body bytes given to bosh_reader_
+    bool creating_ = false;      // a BOSH session creation request (a root without sid)
+    bool capture_ = false;       // keep the response body for its sid
+    std::string captured_;
+    static constexpr std::size_t kBoshRootBytes = 4096;
+    static constexpr std::size_t kCaptureBytes = 16 * 1024;
 };
 
 // `head` (as render_backend_head returns it) with every Connection field removed and, unless

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -44,7 +45,7 @@ void Session::start(int fd, const sockaddr_storage& peer) {
         return;
     }
     uv_tcp_nodelay(&client_, 1);
-    door_ = make_front_door(DoorContext{cfg(), listener(), host_, peer_ip()});
+    door_ = make_front_door(DoorContext{cfg(), listener(), host_, peer_ip(), snap_->rt->bosh.get()});
     if (const auto& lim = snap_->rt->limiters[listener_];
         lim && !lim->allow(reinterpret_cast<sockaddr*>(&peer_), uv_now(host_.loop()))) {
         listener_cell_->rate_limited.add();
@@ -118,6 +119,12 @@ void Session::route(RouteKey key, std::string replay) {
     if (candidates_.empty()) {
         refuse(StreamCondition::HostUnknown, domain_, "no backend of this route serves vnode '" + key.vnode + "'");
         return;
+    }
+    // A BOSH session's owner first (when it is down, the route's order decides).
+    if (!key.pin.empty()) {
+        auto it = std::find_if(candidates_.begin(), candidates_.end(),
+                               [&](std::size_t b) { return cfg().backends[b].name == key.pin; });
+        if (it != candidates_.end()) std::rotate(candidates_.begin(), it, it + 1);
     }
     next_candidate_ = 0;
     replay_ = std::move(replay);

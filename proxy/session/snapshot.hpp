@@ -9,6 +9,7 @@
 
 namespace xs::upstream {
 class BackendState;
+class BoshSessions;
 }
 namespace xs::net {
 class IpRateLimiter;
@@ -21,6 +22,8 @@ struct Runtime {
     std::vector<std::shared_ptr<upstream::BackendState>> states;
     // Same order as Config::listeners; null where the listener has no per-address rate.
     std::vector<std::shared_ptr<net::IpRateLimiter>> limiters;
+    // BOSH sessions seen created (sid -> backend), for http listeners; null in tests without.
+    std::shared_ptr<upstream::BoshSessions> bosh;
 };
 
 struct Snapshot {

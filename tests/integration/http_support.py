@@ -697,8 +697,10 @@ class BoshSession:
     """A BOSH session (XEP-0124/0206) whose requests go over a given KeepAliveHttp connection,
     one at a time (hold = 1, a short wait, so a poll comes back quickly)."""
 
-    def __init__(self, http: KeepAliveHttp, room: str, domain: str = MEET, wait: int = 1):
+    def __init__(self, http: KeepAliveHttp, room: Optional[str], domain: str = MEET, wait: int = 1):
+        """room None: requests without ?room= (the proxy keeps them on the session's owner)."""
         self.http, self.room, self.domain, self.wait = http, room, domain, wait
+        self.path = f"{BOSH_PATH}?room={room}" if room else BOSH_PATH
         self.rid = 4000 + (abs(hash(room)) % 100000)
         self.sid: Optional[str] = None
         self.jid: Optional[str] = None
@@ -711,7 +713,7 @@ class BoshSession:
         if self.sid:
             a["sid"] = self.sid
         text = "<body " + " ".join(f"{k}='{v}'" for k, v in a.items()) + ">" + inner + "</body>"
-        status, fields, body = self.http.post(f"{BOSH_PATH}?room={self.room}", text)
+        status, fields, body = self.http.post(self.path, text)
         if status != 200:
             raise RuntimeError(f"BOSH request answered {status}: {body[:200]!r}")
         if "x-jitsi-shard" in fields:
@@ -750,15 +752,15 @@ class BoshSession:
         self.jid = jid.text
         return self.jid
 
-    def join(self, nick: str) -> None:
-        rj = f"{self.room}@{MUC}"
+    def join(self, nick: str, room: Optional[str] = None) -> None:
+        rj = f"{room or self.room}@{MUC}"
         self.request(f"<presence xmlns='jabber:client' to='{rj}/{nick}'><x xmlns='{MUC_NS}'/></presence>")
         self.wait_for(lambda e: e.tag.endswith("}presence") and e.get("from", "").lower() == f"{rj}/{nick}".lower()
                       and any(s.get("code") == "110" for s in e.iter(f"{{{MUC_USER_NS}}}status")))
 
     def terminate(self) -> None:
         self.rid += 1
-        status, _, _ = self.http.post(f"{BOSH_PATH}?room={self.room}",
+        status, _, _ = self.http.post(self.path,
                                       f"<body rid='{self.rid}' sid='{self.sid}' type='terminate' xmlns='{BOSH_NS}'/>")
         if status != 200:
             raise RuntimeError(f"BOSH terminate answered {status}")

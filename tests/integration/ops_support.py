@@ -79,6 +79,7 @@ TLS_FAMILIES = {
 HTTP_FAMILIES = {
     "xmpp_shard_http_responses_total": "counter",
     "xmpp_shard_websocket_sessions_active": "gauge",
+    "xmpp_shard_bosh_sessions": "gauge",
 }
 ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES, **HTTP_FAMILIES}
 

@@ -25,6 +25,7 @@ pytest.register_assert_rewrite("http_support")
 
 import http_support as hs  # noqa: E402
 from conftest import DEFAULT_PROXY_OPTS  # noqa: E402
+from ops_support import scrape, start_with_metrics  # noqa: E402
 from xs_local import free_port  # noqa: E402
 from tls_support import tls_ca  # noqa: E402,F401  (the session's test CA fixture)
 
@@ -222,27 +223,42 @@ def test_bosh_sessions_of_two_rooms_share_one_keep_alive_connection(http_support
     (ia, room_a), (ib, room_b) = sorted(rooms.items())[:2]
     cfg = http_config(live_shards, free_port())
     cfg.listeners[0]["shard_header"] = "X-Jitsi-Shard"
-    proxy = proxies.start(cfg)
+    proxy, mport = start_with_metrics(proxies, cfg)
     since = live_shards.marks()
     conn = hs.KeepAliveHttp(proxy.port)
     try:
-        a, b = hs.BoshSession(conn, room_a), hs.BoshSession(conn, room_b)
-        ja, jb = a.login_anonymous(), b.login_anonymous()
+        # c sends no ?room= (an older client): its creation goes by its `to`, then its sid
+        # keeps it on the instance that created it.
+        a, b, c = hs.BoshSession(conn, room_a), hs.BoshSession(conn, room_b), hs.BoshSession(conn, None)
+        ja, jb, jc = a.login_anonymous(), b.login_anonymous(), c.login_anonymous()
         a.join("p0")
         b.join("p0")
-        for _ in range(3):  # polls of both sessions, interleaved
+        c.join("p1", room=room_a)
+        for _ in range(3):  # polls of every session, interleaved
             a.request()
             b.request()
+            c.request()
+        m = scrape(mport)
+        known = {n: m.get("xmpp_shard_bosh_sessions", backend=n) for n in names}
+        reused = sum(m.get("xmpp_shard_backend_connections_reused_total", backend=n) or 0 for n in names)
         a.terminate()
         b.terminate()
+        c.terminate()
         requests = conn.requests
     finally:
         conn.close()
-    placed = live_shards.placement([ja, jb], since)
+    placed = live_shards.placement([ja, jb, jc], since)
     assert placed[ja.split("/")[0].lower()] == [names[ia]], placed
     assert placed[jb.split("/")[0].lower()] == [names[ib]], placed
-    assert a.shard_headers == {names[ia]} and b.shard_headers == {names[ib]}
-    assert requests >= 16, requests
+    assert len(placed[jc.split("/")[0].lower()]) == 1, placed
+    ic = names.index(placed[jc.split("/")[0].lower()][0])
+    assert a.shard_headers == {names[ia]} and b.shard_headers == {names[ib]} and c.shard_headers == {names[ic]}
+    assert requests >= 24, requests
+    want = {n: 0.0 for n in names}
+    for i in (ia, ib, ic):
+        want[names[i]] += 1
+    assert known == want, known
+    assert reused >= requests - 2 * len(names), (reused, requests)
 
 
 @pytest.mark.timeout(90)

@@ -11,6 +11,7 @@
 
 #include "config/loader.hpp"
 #include "upstream/backend_state.hpp"
+#include "upstream/bosh_sessions.hpp"
 
 namespace xs::test {
 
@@ -48,6 +49,7 @@ std::shared_ptr<const session::Snapshot> snapshot_from(const std::string& toml) 
     auto rt = std::make_shared<session::Runtime>();
     for (const auto& b : r.config->backends) rt->states.push_back(std::make_shared<upstream::BackendState>(b.name));
     for (std::size_t i = 0; i < r.config->listeners.size(); ++i) rt->limiters.push_back(nullptr);
+    rt->bosh = std::make_shared<upstream::BoshSessions>();
     return std::make_shared<const session::Snapshot>(session::Snapshot{r.config, rt});
 }
 

@@ -12,6 +12,7 @@
 #include "fake_host.hpp"
 #include "routing/rendezvous.hpp"
 #include "upstream/backend_state.hpp"
+#include "upstream/bosh_sessions.hpp"
 
 using namespace xs;
 using namespace xs::test;
@@ -411,4 +412,54 @@ TEST_CASE("http door: shard_header names the backend's shard in its first answer
         REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
     }
     CHECK(seen.size() == 2);
+}
+
+TEST_CASE("http door: BOSH without a room: the creation's sid is learned; its requests go to the session's owner", "[http][bosh]") {
+    Web w;
+    auto& sids = *w.snap->rt->bosh;
+    int domain_pick = expected_backend("meet.example.com");
+    std::string names[2] = {"shard-1", "shard-2"};
+    // Creation (no room, no sid): routed by the body's `to` (hashed as the domain).
+    int client = w.open();
+    std::string create = "<body rid='10' to='meet.example.com' wait='60' hold='1' xmlns='http://jabber.org/protocol/httpbind'/>";
+    std::string req = "POST /http-bind HTTP/1.1\r\nHost: meet.example.com\r\nContent-Length: " +
+                      std::to_string(create.size()) + "\r\n\r\n";
+    REQUIRE(write_all(client, req + create.substr(0, 5)));  // the root arrives later: routing waits
+    int fd = -1;
+    w.host.run_until([] { return false; }, 100);  // within header_timeout (300 ms)
+    CHECK(::accept(w.la, nullptr, nullptr) < 0);
+    CHECK(::accept(w.lb, nullptr, nullptr) < 0);
+    REQUIRE(write_all(client, create.substr(5)));
+    REQUIRE(w.accepted(&fd) == domain_pick);
+    w.read_until(fd, "httpbind'/>");
+    std::string answer = "<body sid='Sid-42' wait='60' xmlns='http://jabber.org/protocol/httpbind'/>";
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(answer.size()) + "\r\n\r\n" + answer));
+    w.read_until(client, "httpbind'/>");
+    CHECK(sids.owner("Sid-42") == names[domain_pick]);
+    CHECK(sids.per_backend()[names[domain_pick]] == 1);
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(fd);
+    // A session the other backend owns (as learned by another worker or an earlier connection):
+    // a request with its sid and no room goes there, not to the domain's backend.
+    sids.learned("Sid-7", names[1 - domain_pick]);
+    client = w.open();
+    REQUIRE(write_all(client, "POST /http-bind HTTP/1.1\r\nHost: meet.example.com\r\nContent-Length: 72\r\n\r\n"
+                              "<body rid='11' sid='Sid-7' xmlns='http://jabber.org/protocol/httpbind'/>"));
+    REQUIRE(w.accepted(&fd) == 1 - domain_pick);
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    w.read_until(client, "\r\n\r\n");
+    // An unknown sid falls back to the domain.
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(fd);
+    client = w.open();
+    REQUIRE(write_all(client, "POST /http-bind HTTP/1.1\r\nHost: meet.example.com\r\nContent-Length: 72\r\n\r\n"
+                              "<body rid='11' sid='Sid-0' xmlns='http://jabber.org/protocol/httpbind'/>"));
+    REQUIRE(w.accepted(&fd) == domain_pick);
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    w.read_until(client, "\r\n\r\n");
+    ::close(client);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    ::close(fd);
 }
