@@ -444,3 +444,57 @@ def test_bad_input_while_an_honest_participant_is_served(web, live_shards, workd
         assert honest.ping()
     finally:
         honest.close()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.timeout(120)
+def test_never_reading_websocket_client_while_the_backend_pushes(http_supported, proxies, live_shards, figures):
+    """A participant that stops reading while its room floods it: the proxy stops reading from
+    that participant's Prosody connection past high_water (its memory stays flat), and the other
+    participants of the room, and of other rooms, keep being served."""
+    proxy = start_proxy(proxies, live_shards)
+    stuck = hs.WsXmpp(proxy.port, "flood")
+    stuck.login_anonymous()
+    stuck.join("flood", "stuck")
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    talker = hs.WsXmpp(proxy.port, "flood")
+    talker.login_anonymous()
+    talker.join("flood", "talker")
+    honest = hs.WsXmpp(proxy.port, "elsewhere")
+    honest.login_anonymous()
+    honest.join("elsewhere", "h")
+    try:
+        rss0 = _rss_kib(proxy.proc.pid)
+        payload = "x" * 2000
+        n = 6000   # 12 MB towards the stuck participant, more than the kernel buffers hold
+        peak = rss0
+        for i in range(n):
+            talker.send(f"<message xmlns='jabber:client' to='flood@{hs.MUC}' type='groupchat' id='f{i}'>"
+                        f"<body>{payload}</body></message>")
+            if i % 200 == 0:
+                # the talker reads its own echoes, so only the stuck one is slow
+                talker.sock.setblocking(False)
+                try:
+                    while talker.sock.recv(1 << 20):
+                        pass
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    pass
+                talker.sock.setblocking(True)
+                talker.sock.settimeout(talker.timeout)
+                peak = max(peak, _rss_kib(proxy.proc.pid))
+        assert honest.ping(), "honest participant not served while the room floods a stuck reader"
+        assert talker.ping(), "the talker is not served while a room mate does not read"
+        time.sleep(1)
+        peak = max(peak, _rss_kib(proxy.proc.pid))
+        figures[f"http front: never-reading WebSocket client, {n * len(payload) // 1_000_000} MB pushed at it"] = \
+            f"proxy RSS {rss0} KiB -> peak {peak} KiB; honest and talker served"
+        assert peak - rss0 < 8 * 1024, f"proxy RSS grew {peak - rss0} KiB with one stuck reader"
+    finally:
+        for c in (stuck, talker, honest):
+            c.close()
