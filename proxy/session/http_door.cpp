@@ -1,6 +1,7 @@
 #include "session/http_door.hpp"
 
 #include "config/config.hpp"
+#include "session/host.hpp"
 #include "upstream/bosh_sessions.hpp"
 #include "routing/http_lines.hpp"
 #include "routing/http_route_key.hpp"
@@ -251,7 +252,8 @@ Relayed HttpDoor::response_head(std::string_view bytes, const config::BackendCon
     }
     // A refused upgrade, or a backend that closes after answering (its Connection field reaches
     // the client): the client's connection closes after this response too.
-    if (websocket_ || !h.keep_alive) client_keep_ = false;
+    // Draining: the client learns from this response that the connection ends with it.
+    if (websocket_ || !h.keep_alive || ctx_.host.draining()) client_keep_ = false;
     if (!client_keep_ && !h.conn_close) head = with_response_field(head, "Connection", "close");
     resp_keep_ = h.keep_alive;
     resp_body_ = routing::response_body_framing(h, method_);

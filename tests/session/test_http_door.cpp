@@ -463,3 +463,19 @@ TEST_CASE("http door: BOSH without a room: the creation's sid is learned; its re
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
     ::close(fd);
 }
+
+TEST_CASE("http door: draining, a keep-alive connection ends with its current response", "[http]") {
+    Web w;
+    int client = w.open();
+    REQUIRE(write_all(client, bosh("abc", kBody)));
+    int fd = -1;
+    REQUIRE(w.accepted(&fd) >= 0);
+    w.read_until(fd, "'/>");
+    w.host.draining_now = true;
+    REQUIRE(write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    CHECK(w.read_until(client, "ok").find("Connection: close\r\n") != std::string::npos);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+    CHECK(w.host.ends.back().reason == "client_closed");
+    ::close(client);
+    ::close(fd);
+}
