@@ -179,7 +179,13 @@ def test_rooms_spread_over_instances(web, live_shards, workdir, figures):
     placed = one_instance_each(live_shards.room_instances(res.joined, since))
     per = {i.name: sum(1 for v in placed.values() if v == i.name) for i in live_shards.instances}
     figures["http front: 20 rooms x 5 over the shards"] = f"{per} in {elapsed:.1f}s"
+    figures["http front: where each room landed"] = " ".join(
+        f"{r[len('spread'):]}:{placed[r].rsplit('-', 1)[-1]}" for r in sorted(placed))
     assert sum(1 for n in per.values() if n) > 1, per
+    # The placement is the proxy's room hash over the three backends, nothing else.
+    from xs_local.jitsi import rendezvous_pick
+    names = [i.name for i in live_shards.instances]
+    assert placed == {r: names[rendezvous_pick(r, names)] for r in rooms}
 
 
 @pytest.mark.timeout(60)
