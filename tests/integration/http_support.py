@@ -171,6 +171,22 @@ def node_ready() -> Optional[str]:
     return None
 
 
+def wait_http(port: int, proc: Optional[subprocess.Popen] = None, timeout: float = 10.0) -> None:
+    """Until something accepts on 127.0.0.1:port (a web server just started)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"exited with {proc.returncode}: {err[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def ws_url(host: str, port: int, room: Optional[str] = None) -> str:
     return f"ws://{host}:{port}{WS_PATH}" + (f"?room={room}" if room else "")
 

@@ -11,7 +11,8 @@ instance whose log shows a participant's JID authenticating.
 
 from __future__ import annotations
 
-import re  # noqa: F401
+import re
+import shutil
 import signal
 import socket
 import ssl
@@ -509,3 +510,46 @@ def test_never_reading_websocket_client_while_the_backend_pushes(http_supported,
     finally:
         for c in (stuck, talker, honest):
             c.close()
+
+
+def _nginx_from_docs(proxy_port: int, port: int, d: Path) -> Path:
+    """An nginx config around the site snippet of docs/CONFIG.md ("HTTP listeners"), as an
+    operator pastes it, pointed at the proxy under test."""
+    text = (hs.REPO / "docs" / "CONFIG.md").read_text()
+    m = re.search(r"```nginx\n(upstream xmpp_shard.*?)```", text, re.S)
+    assert m, "docs/CONFIG.md lost its nginx snippet"
+    upstream, _, locations = m.group(1).partition("# inside the site's server block:\n")
+    upstream = upstream.replace("127.0.0.1:5280", f"127.0.0.1:{proxy_port}")
+    temp = " ".join(f"{k}_temp_path {d};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = d / "nginx.conf"
+    conf.write_text(f"daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;\n"
+                    f"error_log {d}/error.log info; events {{}}\n"
+                    f"http {{ access_log off; {temp}\n{upstream}\n"
+                    f"server {{ listen 127.0.0.1:{port}; server_name {hs.MEET};\n{locations}}}\n}}\n")
+    return conf
+
+
+@pytest.mark.timeout(90)
+def test_behind_nginx_as_the_docs_configure_it(web, live_shards, workdir):
+    """Jitsi's nginx in front (the docs' snippet, nginx -t and then running): WebSocket and BOSH
+    participants through nginx and the proxy meet in their rooms, each room on the instance the
+    room hash names."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf = _nginx_from_docs(web.port, port, workdir)
+    t = subprocess.run([nginx, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=20)
+    assert t.returncode == 0, t.stderr
+    proc = subprocess.Popen([nginx, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        hs.wait_http(port, proc)
+        rooms = {f"ngx{i}": 3 for i in range(6)}
+        since = live_shards.marks()
+        res = hs.run_plan(hs.make_plan(hs.participants(port, rooms, bosh_every=3), chat=True), workdir)
+        check_rooms(res, rooms, chat=True)
+        placed = one_instance_each(live_shards.room_instances(res.joined, since))
+        from xs_local.jitsi import rendezvous_pick
+        names = [i.name for i in live_shards.instances]
+        assert placed == {r: names[rendezvous_pick(r, names)] for r in rooms}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
