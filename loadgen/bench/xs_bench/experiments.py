@@ -7,6 +7,11 @@
              (to Prosody, and to the echo stub to see the proxy alone)
   setup      new sessions per second: direct, xmpp-shard, HAProxy (stub, and Prosody)
   memory     resident memory per idle passthrough session: xmpp-shard against HAProxy
+  web        one meeting domain's join storm, participants over WebSocket with ?room=: A-web
+             (one Prosody) against F (xmpp-shard's http listener hashing rooms over 2
+             instances), G (HAProxy http, url_param room) and H (nginx, hash $arg_room); the
+             WebSocket round trip and front CPU per relayed frame, memory per idle WebSocket
+             session, and F over N = 1..4 instances
 """
 from __future__ import annotations
 
@@ -39,12 +44,25 @@ class Params:
     setup_concurrency: int = 100
     setup_rounds: int = 3
     memory_sessions: tuple = (1000, 4000, 9000)
+    # part "web"
+    web_fixed_rooms: int = 30        # CPU charts for A-web and F at 300 participants
+    web_ladder: tuple = (20, 30, 40, 50, 60, 80)
+    web_reps: int = 3
+    web_scaling: tuple = (1, 3, 4)   # F over N instances (N = 2 is the ladder's F)
+    web_scaling_ladder: tuple = (20, 30, 40, 50, 60, 80)
+    web_overhead_rounds: int = 2
+    web_rate: int = 500
+    web_memory_sessions: tuple = (1000, 4000)
+    transports: tuple = ("websocket",)
 
     @classmethod
     def quick(cls) -> "Params":
         return cls(fixed_rooms=5, ladder=(2, 5, 10), reps=1, bridges=5,
                    stay=1, overhead_rounds=1, overhead_clients=20, prosody_rate=100,
-                   stub_rate=500, overhead_secs=2, setup_secs=2, setup_rounds=1, memory_sessions=(200, 500))
+                   stub_rate=500, overhead_secs=2, setup_secs=2, setup_rounds=1, memory_sessions=(200, 500),
+                   web_fixed_rooms=5, web_ladder=(2, 5), web_reps=1, web_scaling=(1, 3, 4),
+                   web_scaling_ladder=(5,), web_overhead_rounds=1, web_rate=100,
+                   web_memory_sessions=(100, 300))
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,6 +73,13 @@ def storm_args(t: Topology, kind: str, rooms: int, p: Params) -> tuple[str, list
               "--messages", 1, "--join-timeout", 15, "--concurrency", 100]
     if kind == "jitsi":
         return "jitsi", common + [
+            "--domain", GUEST, "--muc", CONFERENCE, "--brewery-server", t.brewery_server,
+            "--brewery-domain", AUTH, "--brewery-muc", BREWERY, "--bridges", p.bridges,
+            "--interval", p.interval, "--bridge-password", PASSWORDS["jvb"],
+            "--focus-password", PASSWORDS["focus"], "--brewery-auth", "scram"]
+    if kind == "web":
+        return "jitsi", common + [
+            "--transport", "websocket",
             "--domain", GUEST, "--muc", CONFERENCE, "--brewery-server", t.brewery_server,
             "--brewery-domain", AUTH, "--brewery-muc", BREWERY, "--bridges", p.bridges,
             "--interval", p.interval, "--bridge-password", PASSWORDS["jvb"],
@@ -76,7 +101,8 @@ def storm_row(rep: dict, rooms: int, p: Params) -> dict:
            "storm_s": rep["rates"].get("storm_s", float("nan")),
            "msg_p99": lat(rep, "message_rtt"), "brewery_delivery_p99": lat(rep, "brewery_delivery"),
            "secs": rep["_secs"], "name": rep["_name"], "foreign_cpu_s": rep["_foreign_cpu_s"],
-           "busy_before_pct": rep["_busy_before"]}
+           "busy_before_pct": rep["_busy_before"],
+           "window_s": rep.get("window_end_s", 0) - rep.get("window_start_s", 0)}
     for pr in rep["processes"]:
         row[f"cpu_window_{pr['name']}"] = pr["cpu_s_window"]
         row[f"cpu_total_{pr['name']}"] = pr["cpu_s_total"]
@@ -104,7 +130,8 @@ def interpolate_2s(per_size: dict) -> float | None:
     return None
 
 
-def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Params) -> dict:
+def storm_ladder(lg: Loadgen, stack: Stack, topologies, kind: str, p: Params, ladder=None,
+                 reps=None, fixed_rooms=None, marks=None) -> dict:
     """Storms of growing size; at each size every topology still in the race runs `reps` times,
     interleaved (rotating the order), so that slow drifts of the machine hit all alike. A
     topology "completes" a size when every repetition joined everyone without an error and with
@@ -112,17 +139,23 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Param
     a repetition fails to join everyone), so that the size at p99 = 2 s can be interpolated
     between two measured sizes even when one repetition of a size went over. The fixed size gets
     charts."""
+    ladder = ladder or p.ladder
+    reps = reps or p.reps
+    fixed_rooms = p.fixed_rooms if fixed_rooms is None else fixed_rooms
     trials: dict[str, list] = {t: [] for t in topologies}
     racing = list(topologies)
-    for rooms in p.ladder:
+    for rooms in ladder:
         if not racing:
             break
-        for rep in range(p.reps):
+        for rep in range(reps):
             order = racing[rep % len(racing):] + racing[:rep % len(racing)]
             for t in order:
-                chart = rooms == p.fixed_rooms and rep == 0
+                chart = rooms == fixed_rooms and rep == 0
+                before = instance_marks(stack) if marks else None
                 row = storm_trial(lg, stack.topology(t), kind, rooms, p, chart=chart,
                                   tag=f"-r{rep}" + ("-fixed" if chart else ""))
+                if before is not None:
+                    row["logins_by_instance"] = logins_since(stack, before)
                 row["rep"] = rep
                 trials[t].append(row)
         for t in list(racing):
@@ -134,8 +167,8 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies: str, kind: str, p: Param
     # Every topology gets its CPU chart at the fixed size, even one that left the race earlier
     # (that run does not change its result: a smaller size already failed).
     for t in topologies:
-        if not any(r["rooms"] == p.fixed_rooms for r in trials[t]):
-            row = storm_trial(lg, stack.topology(t), kind, p.fixed_rooms, p, chart=True, tag="-r0-fixed")
+        if fixed_rooms and not any(r["rooms"] == fixed_rooms for r in trials[t]):
+            row = storm_trial(lg, stack.topology(t), kind, fixed_rooms, p, chart=True, tag="-r0-fixed")
             row["rep"] = 0
             trials[t].append(row)
     out = {}
@@ -284,6 +317,113 @@ def memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
                               "kb_per_session": delta * 1024 / held if held else None})
             lg.log(f"  memory {name} {n}: {held} held, RSS {f['rss_mb_start']:.1f} -> "
                    f"{f['rss_mb_window_end']:.1f} MB")
+    for name, pts in out.items():
+        if len(pts) >= 2 and pts[-1]["held"] > pts[0]["held"]:
+            slope = (pts[-1]["rss_held_mb"] - pts[0]["rss_held_mb"]) * 1024 / (pts[-1]["held"] - pts[0]["held"])
+            out[name].append({"slope_kb_per_session": slope})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# part "web": room shards of one meeting domain behind xmpp-shard, HAProxy and nginx
+
+WEB_INSTANCES = ("web", "w1", "w2", "w3", "w4", "p1")
+
+
+def instance_marks(stack: Stack) -> dict:
+    return {n: stack.instances[n].log_mark() for n in WEB_INSTANCES if n in stack.instances}
+
+
+def logins_since(stack: Stack, marks: dict) -> dict:
+    """Logins per instance since `marks` (Prosody logs "Authenticated as" at info)."""
+    out = {}
+    for n, m in marks.items():
+        k = stack.instances[n].log_text(m).count("Authenticated as ")
+        if k:
+            out[n] = k
+    return out
+
+
+def web_storm(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """The one-domain storm on A-web, F, G, H (K = 2 shards), interleaved, `web_reps` each."""
+    return storm_ladder(lg, stack, ["A-web", "F", "G", "H"], "web", p, ladder=p.web_ladder,
+                        reps=p.web_reps, fixed_rooms=p.web_fixed_rooms, marks=True)
+
+
+def web_scaling(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """F over N instances: one repetition per size (N = 2 comes from web_storm)."""
+    tops = [f"F{n}" for n in p.web_scaling if n <= stack.web_shards]
+    return storm_ladder(lg, stack, tops, "web", p, ladder=p.web_scaling_ladder, reps=1,
+                        fixed_rooms=0, marks=True)
+
+
+def web_paths(stack: Stack) -> list[tuple[str, str, dict]]:
+    """Every front over ONE shard (w1), so that the direct path reaches the same Prosody."""
+    return [("direct", stack.http_address("w1"), {}),
+            ("xmpp-shard", f"127.0.0.1:{stack.ports['proxy-web1']}", {"front": stack.proxy_proc.pid}),
+            ("HAProxy", stack.web_fronts["haproxy"].port("rooms1"), {"front": stack.web_fronts["haproxy"].pid}),
+            ("nginx", stack.web_fronts["nginx"].port("rooms1"), {"front": stack.web_fronts["nginx"].pid})]
+
+
+def web_overhead(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """Message round trip over WebSocket (each message to the sender's own full JID) straight
+    to w1 and through each front to w1; rounds interleaved in rotating order. Each message is
+    two relayed WebSocket frames (in and back)."""
+    bpid = stack.instances["w1"].pid
+    paths = web_paths(stack)
+    runs: dict[str, list] = {n: [] for n, _, _ in paths}
+    for rnd in range(p.web_overhead_rounds):
+        for name, server, watch in paths[rnd % len(paths):] + paths[:rnd % len(paths)]:
+            rep = lg.run(f"wsrtt-{name}-{rnd}", "steady",
+                         ["--server", server, "--transport", "websocket", "--domain", GUEST,
+                          "--clients", p.overhead_clients, "--rate", p.web_rate, "--warmup", 2,
+                          "--duration", p.overhead_secs], watch={**watch, "backend": bpid}, timeout=120)
+            f = proc(rep, "front")
+            frames = 2 * count(rep, "messages_measured")
+            runs[name].append({"p50": lat(rep, "message_rtt", "p50"), "p99": lat(rep, "message_rtt"),
+                               "errors": rep["errors_total"], "front_cpu_s": f.get("cpu_s_window", float("nan")),
+                               "frames": frames, "rate": rep["rates"].get("messages_per_s"),
+                               "backend_cpu_s": proc(rep, "backend").get("cpu_s_window"),
+                               "loadgen_cpu_pct": proc(rep, "loadgen").get("cpu_pct_avg"),
+                               "foreign_cpu_s": rep["_foreign_cpu_s"]})
+            r = runs[name][-1]
+            lg.log(f"  ws round trip {name} round {rnd}: p50 {r['p50']:.3f} p99 {r['p99']:.3f} ms, "
+                   f"front CPU {r['front_cpu_s']}, errors {r['errors']}")
+    out = {}
+    for name, rs in runs.items():
+        s = {"p50": sum(r["p50"] for r in rs) / len(rs), "p99": sum(r["p99"] for r in rs) / len(rs),
+             "errors": sum(r["errors"] for r in rs), "rounds": rs}
+        cpu, fr = sum(r["front_cpu_s"] for r in rs), sum(r["frames"] for r in rs)
+        s["cpu_us_per_frame"] = cpu / fr * 1e6 if fr and not math.isnan(cpu) else None
+        out[name] = s
+    for name in ("xmpp-shard", "HAProxy", "nginx"):
+        out[name]["added_p50"] = out[name]["p50"] - out["direct"]["p50"]
+        out[name]["added_p99"] = out[name]["p99"] - out["direct"]["p99"]
+    return out
+
+
+def web_memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """Idle WebSocket sessions (upgrade, <open/>, features; no login) held through each front
+    to w1; each front restarted before each point so its heap starts clean."""
+    fronts = {"xmpp-shard": "proxy", "HAProxy": "haproxy", "nginx": "nginx"}
+    out: dict[str, list] = {n: [] for n in fronts}
+    for n in p.web_memory_sessions:
+        for name, kind in fronts.items():
+            stack.restart_web_front(kind)
+            server, watch = next((s, w) for nm, s, w in web_paths(stack) if nm == name)
+            rep = lg.run(f"wsmem-{name}-{n}", "steady",
+                         ["--server", server, "--transport", "websocket", "--domain", GUEST, "--auth", "none",
+                          "--clients", n, "--rate", 0, "--warmup", 1, "--duration", 2, "--concurrency", 200],
+                         watch=watch, timeout=150)
+            f = proc(rep, "front")
+            held = count(rep, "sessions_ready")
+            delta = f["rss_mb_window_end"] - f["rss_mb_start"]
+            out[name].append({"sessions": n, "held": held, "errors": rep["errors_total"],
+                              "error_kinds": rep["errors"],
+                              "rss_start_mb": f["rss_mb_start"], "rss_held_mb": f["rss_mb_window_end"],
+                              "kb_per_session": delta * 1024 / held if held else None})
+            lg.log(f"  ws memory {name} {n}: {held} held, RSS {f['rss_mb_start']:.1f} -> "
+                   f"{f['rss_mb_window_end']:.1f} MB, errors {rep['errors_total']}")
     for name, pts in out.items():
         if len(pts) >= 2 and pts[-1]["held"] > pts[0]["held"]:
             slope = (pts[-1]["rss_held_mb"] - pts[0]["rss_held_mb"]) * 1024 / (pts[-1]["held"] - pts[0]["held"])

@@ -8,6 +8,15 @@ topology is measured in the same run on the same processes:
   haproxy    HAProxy in TCP mode, same routes by a payload match           (E)
   stubs      xmpp-shard-stub-backend: echo and discard, for the proxy alone
 
+With web_shards = N > 0 (part `web`), also the room-sharded topologies of one meeting domain,
+participants over XMPP over WebSocket (and BOSH) with ?room=:
+  web        one Prosody serving everything, mod_websocket + mod_bosh on its http port, core 0 (A-web)
+  w1..wN     room shards: each hosts the meeting domain (guest.meet.test, conference.meet.test)
+             with its own http port; pinned to cores 0, 1, 0, 1, ...; the brewery stays on p1
+  proxy      also http listeners web1..webN hashing ?room= over w1..wK (F: K = 2)
+  haproxy-web, nginx   HAProxy 2.6 (http mode, url_param room, consistent) and nginx (hash
+             $arg_room consistent) with one frontend / server block per K (G, H)
+
 Every instance also serves the tenant domains (anonymous, each with its own MUC), so a tenant
 storm lands on whichever instance the hash picks.
 """
@@ -26,6 +35,7 @@ from xs_local import procs
 from xs_local.prosody import AUTH_ANONYMOUS
 
 from .haproxy import HAProxyConfig, HAProxyProcess
+from .web import FrontProcess, ShardSet
 
 CLIENT = "meet.test"
 GUEST = "guest.meet.test"
@@ -36,6 +46,22 @@ TENANTS = [f"t{i:02d}.tenant.test" for i in range(1, 17)]
 STUB_ECHO = "echo.stub.test"
 STUB_DISCARD = "discard.stub.test"
 PASSWORDS = {"jvb": "jvb-bench-pw", "focus": "focus-bench-pw"}
+
+
+def http_lua(http_port: int) -> str:
+    """Global settings for a web instance's HTTP side (mod_http, mod_websocket, mod_bosh), as
+    tests/integration/http_support.py and deploy/xs_local/jitsi.py render them."""
+    return "\n".join([
+        f"http_ports = {{ {int(http_port)} }}",
+        'http_interfaces = { "127.0.0.1" }',
+        f'http_default_host = "{GUEST}"',
+        'trusted_proxies = { "127.0.0.1" }',
+        "consider_websocket_secure = true",
+        "consider_bosh_secure = true",
+        "cross_domain_websocket = true",
+        "cross_domain_bosh = true",
+        "bosh_max_inactivity = 30",
+    ])
 
 
 def tenant_muc(d: str) -> str:
@@ -72,7 +98,7 @@ class Topology:
 
 class Stack:
     def __init__(self, base: Path, bin_dir: Path, proxy_workers: int = 1, haproxy_threads: int = 1,
-                 nice: int = 0):
+                 nice: int = 0, web_shards: int = 0):
         self.base = Path(base)
         self.bin_dir = Path(bin_dir)
         self.proxy_workers = proxy_workers
@@ -84,6 +110,9 @@ class Stack:
         self.ports: dict[str, int] = {}
         self._logs: list = []
         self.nice = nice
+        self.web_shards = web_shards
+        self.http_ports: dict[str, int] = {}          # instance -> its http port (web instances)
+        self.web_fronts: dict[str, FrontProcess] = {}  # "haproxy", "nginx"
 
     def _boost(self, pid) -> None:
         if self.nice and pid:
@@ -105,7 +134,25 @@ class Stack:
                          mucs=[Muc(CONFERENCE)] + tenant_mucs),
             InstanceSpec("p1", free_port(), cpu=c1, hosts=[VirtualHost(AUTH)] + tenants,
                          mucs=[Muc(BREWERY)] + tenant_mucs, accounts=accounts),
-        ]
+        ] + self._web_specs(cpus, accounts)
+
+    def _web_specs(self, cpus: list[int], accounts: list) -> list[InstanceSpec]:
+        if not self.web_shards:
+            return []
+        out = []
+        meeting = [VirtualHost(CLIENT), VirtualHost(GUEST, AUTH_ANONYMOUS)]
+        for name, cpu, extra_hosts, extra_mucs, accts in (
+                [("web", cpus[0], [VirtualHost(AUTH)], [Muc(BREWERY)], accounts)]
+                + [(f"w{k + 1}", cpus[k % len(cpus)], [], [], []) for k in range(self.web_shards)]):
+            hp = free_port()
+            self.http_ports[name] = hp
+            out.append(InstanceSpec(name, free_port(), cpu=cpu, hosts=meeting + extra_hosts,
+                                    mucs=[Muc(CONFERENCE)] + extra_mucs, accounts=accts,
+                                    modules=["websocket", "bosh"], lua=http_lua(hp)))
+        return out
+
+    def http_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.http_ports[name]}"
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.base / f"{name}.log", "ab")
@@ -129,11 +176,21 @@ class Stack:
             cfg.add_backend(n, self.instances[n].address)
         cfg.add_backend("stub-echo", f"127.0.0.1:{self.ports['stub-echo']}")
         cfg.add_backend("stub-discard", f"127.0.0.1:{self.ports['stub-discard']}")
-        cfg.add_route([CLIENT, GUEST], ["p0"], name="client")
-        cfg.add_route([AUTH], ["p1"], name="auth")
-        cfg.add_route([STUB_ECHO], ["stub-echo"], name="stub-echo")
-        cfg.add_route([STUB_DISCARD], ["stub-discard"], name="stub-discard")
-        cfg.add_route(["*"], ["p0", "p1"], name="tenants", balance="hash")
+        xmpp = {"listeners": ["c2s"]} if self.web_shards else {}
+        cfg.add_route([CLIENT, GUEST], ["p0"], name="client", **xmpp)
+        cfg.add_route([AUTH], ["p1"], name="auth", **xmpp)
+        cfg.add_route([STUB_ECHO], ["stub-echo"], name="stub-echo", **xmpp)
+        cfg.add_route([STUB_DISCARD], ["stub-discard"], name="stub-discard", **xmpp)
+        cfg.add_route(["*"], ["p0", "p1"], name="tenants", balance="hash", **xmpp)
+        # The room shards: one http listener per shard count K, rooms hashed over w1..wK.
+        for k in range(1, self.web_shards + 1):
+            self.ports.setdefault(f"proxy-web{k}", free_port())
+            cfg.add_listener(f"web{k}", f"127.0.0.1:{self.ports[f'proxy-web{k}']}", protocol="http")
+        for n in [f"w{k + 1}" for k in range(self.web_shards)]:
+            cfg.add_backend(f"{n}-http", self.http_address(n))
+        for k in range(1, self.web_shards + 1):
+            cfg.add_route([CLIENT, GUEST], [f"w{j + 1}-http" for j in range(k)], name=f"rooms{k}",
+                          balance="hash", hash_key="room", listeners=[f"web{k}"])
         return cfg
 
     def start_proxy(self) -> None:
@@ -167,6 +224,33 @@ class Stack:
             self.haproxy.stop()
             self.haproxy = None
 
+    def web_sets(self) -> list[ShardSet]:
+        return [ShardSet(f"rooms{k}", "", [(f"w{j + 1}", self.http_address(f"w{j + 1}")) for j in range(k)])
+                for k in range(1, self.web_shards + 1)]
+
+    def start_web_front(self, kind: str) -> None:
+        sets = self.web_sets()
+        for s in sets:
+            key = f"{kind}-{s.name}"
+            self.ports.setdefault(key, free_port())
+            s.bind = f"127.0.0.1:{self.ports[key]}"
+        self.web_fronts[kind] = FrontProcess(kind, sets, self.base / f"{kind}-web").start()
+        self._boost(self.web_fronts[kind].pid)
+
+    def stop_web_front(self, kind: str) -> None:
+        f = self.web_fronts.pop(kind, None)
+        if f:
+            f.stop()
+
+    def restart_web_front(self, kind: str) -> None:
+        """A fresh process of one web front ("proxy", "haproxy", "nginx"): memory from a clean heap."""
+        if kind == "proxy":
+            self.stop_proxy()
+            self.start_proxy()
+        else:
+            self.stop_web_front(kind)
+            self.start_web_front(kind)
+
     def restart_front(self) -> None:
         """Fresh proxy and HAProxy processes (memory measurements start from a clean heap)."""
         self.stop_proxy()
@@ -187,13 +271,20 @@ class Stack:
         for inst in self.instances.values():
             inst.start()
             self._boost(inst.pid)
+        for name, hp in self.http_ports.items():
+            wait_port("127.0.0.1", hp, timeout=15, proc=self.instances[name].proc, what=f"{name} http")
         self.start_stubs()
         self.start_proxy()
         self.start_haproxy()
+        if self.web_shards:
+            self.start_web_front("haproxy")
+            self.start_web_front("nginx")
 
     def down(self) -> None:
         self.stop_proxy()
         self.stop_haproxy()
+        for kind in list(self.web_fronts):
+            self.stop_web_front(kind)
         for p in self.stubs.values():
             procs.stop(p, timeout=5)
         self.stubs.clear()
@@ -224,7 +315,32 @@ class Stack:
         if name == "E":
             return Topology("E", "HAProxy (TCP, payload match) in front of the split", hx, hx,
                             {"haproxy": self.haproxy.pid, **split})
-        raise KeyError(name)
+        return self.web_topology(name)
+
+    def web_topology(self, name: str) -> Topology:
+        """A-web; F, G, H over K = 2 shards; F1..F4, G1.., H1.. over K shards. Participants
+        connect to `server` over WebSocket/BOSH (an http port), the brewery to `brewery_server`
+        (XMPP on TCP): through the proxy's c2s listener for F (auth.meet.test -> p1, as in C),
+        straight to p1 for G and H (an http front does not route XMPP streams)."""
+        if name == "A-web":
+            w = self.instances["web"]
+            return Topology("A-web", "one Prosody serving everything, participants to its http port",
+                            self.http_address("web"), w.address, {"prosody": w.pid})
+        kind, k = name[0], int(name[1:] or 2)
+        if kind not in "FGH" or not 1 <= k <= self.web_shards:
+            raise KeyError(name)
+        shards = {f"prosody-{j + 1}": self.instances[f"w{j + 1}"].pid for j in range(k)}
+        shards["brewery"] = self.instances["p1"].pid
+        p1 = self.instances["p1"].address
+        if kind == "F":
+            return Topology(name, f"xmpp-shard http listener, rooms hashed over {k} instances",
+                            f"127.0.0.1:{self.ports[f'proxy-web{k}']}", f"127.0.0.1:{self.ports['proxy']}",
+                            {"proxy": self.proxy_proc.pid, **shards})
+        front = "haproxy" if kind == "G" else "nginx"
+        title = ("HAProxy http mode, url_param room, consistent" if kind == "G"
+                 else "nginx, hash $arg_room consistent")
+        return Topology(name, f"{title}, over {k} instances", self.web_fronts[front].port(f"rooms{k}"), p1,
+                        {front: self.web_fronts[front].pid, **shards})
 
     def stub(self, kind: str) -> str:
         return f"127.0.0.1:{self.ports['stub-' + kind]}"
