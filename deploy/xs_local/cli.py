@@ -64,6 +64,9 @@ def _generated_layout(args, plan: Plan):
 def cmd_generate(args) -> int:
     plan = _load(args)
     out = _out_dir(args, plan)
+    if args.target == "kubernetes":
+        from .kubernetes import cmd_generate as generate_kubernetes
+        return generate_kubernetes(args, plan, out)
     layout, res, notes = generate(plan, out, force=args.force, ncpu=args.cores)
     print((out / "REPORT.txt").read_text(), end="")
     summary = []
@@ -253,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--force", action="store_true",
                    help="overwrite files generate did not write (or that were edited since)")
+    p.add_argument("--target", choices=("systemd", "kubernetes"), default="systemd",
+                   help="systemd units and configs (default), or Kubernetes manifests")
     p.set_defaults(fn=cmd_generate)
 
     p = sub.add_parser("accounts", help="create the service users with prosodyctl")

@@ -33,7 +33,8 @@ PATH_KEYS = ("data", "log", "pidfile")
 DEFAULT_PATHS = {"data": "{dir}/data", "log": "{dir}/log/prosody.log",
                  "pidfile": "{dir}/run/prosody.pid"}
 PLACEHOLDERS = ("{name}", "{index}", "{dir}", "{out}")
-TOP_KEYS = {"plan", "instance", "host", "tenants", "jitsi", "certs", "proxy", "backends"}
+TOP_KEYS = {"plan", "instance", "host", "tenants", "jitsi", "certs", "proxy", "backends",
+            "kubernetes"}   # [kubernetes]: read by kubernetes.py (generate --target kubernetes)
 PLAN_KEYS = {"name", "instances", "listen", "port", "base_port", "interface", "cores", "out",
              "data", "log", "pidfile", "proxy_bin", "prosody_bin", "lua", "tls", "direct_tls_port",
              "prosody_modules"}
