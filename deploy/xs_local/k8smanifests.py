@@ -157,11 +157,20 @@ def manifests(plan: Plan, r) -> dict[str, list[dict]]:
         xports.append(_port(name, port))
         sports.append(_svc_port(name, port))
     xports.append(_port("metrics", mport))
+    # proxy.toml, and with tls = "terminate" the certificates it names, relative to it
+    # (certs/DOMAIN.crt): one projected volume, so that the Secret's keys are the files it needs
     xmounts = [{"name": "config", "mountPath": str(PROXY_DIR), "readOnly": True}]
-    xvolumes = [{"name": "config", "configMap": {"name": f"{PROXY}-config"}}]
+    sources = [{"configMap": {"name": f"{PROXY}-config"}}]
     if tls.terminate:
-        xmounts.append({"name": "certs", "mountPath": str(proxy_cert_dir(plan, PROXY_DIR)),
-                        "readOnly": True})
+        cdir = proxy_cert_dir(plan, PROXY_DIR)
+        names = sorted({Path(c[k]).name for c in tls.proxy_certificates for k in ("cert", "key")})
+        if cdir.parent == PROXY_DIR:
+            sources.append({"secret": {"name": kp.certs_secret, "items": [
+                {"key": f, "path": f"{cdir.name}/{f}"} for f in names]}})
+        else:       # [certs] mode = "existing": the absolute [certs] dir
+            xmounts.append({"name": "certs", "mountPath": str(cdir), "readOnly": True})
+    xvolumes = [{"name": "config", "projected": {"sources": sources}}]
+    if tls.terminate and proxy_cert_dir(plan, PROXY_DIR).parent != PROXY_DIR:
         xvolumes.append({"name": "certs", "secret": {"secretName": kp.certs_secret}})
     xres = {"cpu": kp.proxy_cpu, "memory": kp.proxy_memory}
     docs["proxy-deployment.yaml"] = [{

@@ -211,11 +211,14 @@ def cmd_generate(args, plan: Plan, out: Path) -> int:
     tls = tls_profile(plan)
     if tls.terminate:
         names = sorted({Path(c[k]).name for c in tls.proxy_certificates for k in ("cert", "key")})
+        existing = plan.certs.mode == "existing" and plan.certs.dir
+        src = plan.certs.dir if existing else f"{out}/certs"
+        how = ("[certs] dir" if existing else
+               f"`xmpp-shard-deploy certs {plan_label(plan)} --out {out}` makes them")
         print(f"generate: note: the proxy's certificates come from the Secret {kp.certs_secret} "
-              f"(mounted at {proxy_cert_dir(plan, PROXY_DIR)}): make them (`xmpp-shard-deploy "
-              f"certs {plan_label(plan)} --out DIR`, or your own), then\n  kubectl -n "
+              f"(mounted at {proxy_cert_dir(plan, PROXY_DIR)}; {how}):\n  kubectl -n "
               f"{kp.namespace} create secret generic {kp.certs_secret} "
-              + " ".join(f"--from-file=DIR/certs/{n}" for n in names)
+              + " ".join(f"--from-file={src}/{n}" for n in names)
               + "\n  (only these files: never the CA's key)")
     print(f"next: kubectl create namespace {kp.namespace}; kubectl apply -f {out}/")
     return 0

@@ -137,6 +137,13 @@ def test_manifests_match_the_golden_files(base, name):
         cm = find(docs, "ConfigMap", "xmpp-shard-prosody-modules")
         assert cm["data"] == {"mod_xmpp_shard.lua":
                               (Path(module_dir()) / "mod_xmpp_shard.lua").read_text()}
+        # the certificates proxy.toml names are the Secret's keys, projected next to it
+        toml = tomllib.loads(find(docs, "ConfigMap", "xmpp-shard-proxy-config")["data"]["proxy.toml"])
+        named = sorted(c[k] for c in toml["certificate"] for k in ("cert", "key"))
+        vol = find(docs, "Deployment", "xmpp-shard-proxy")["spec"]["template"]["spec"]["volumes"][0]
+        items = vol["projected"]["sources"][1]["secret"]["items"]
+        assert sorted(i["path"] for i in items) == named
+        assert all(i["path"] == f"certs/{i['key']}" for i in items)
     else:
         assert not (out / MODULES_CM).exists()
 
@@ -353,3 +360,18 @@ def test_the_pods_prosody_configs_pass_prosodyctl_check_config(base, name):
                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(d)})
         text_out = r.stdout + r.stderr
         assert r.returncode == 0 and "Configuration warning" not in text_out, f"{key}:\n{text_out}"
+
+
+def test_every_shipped_plan_renders_valid_manifests(base):
+    """deploy/plans/*.toml (the package's examples) all render, and every manifest is valid."""
+    files = []
+    plans = sorted((REPO / "deploy" / "plans").glob("*.toml"))
+    assert len(plans) >= 5
+    for plan in plans:
+        out = base / f"shipped-{plan.stem}"
+        tool("generate", plan, "--out", out, "--target", "kubernetes", "--cores", "4", check=True)
+        files += manifests(out)
+        assert (out / "proxy-deployment.yaml").is_file() and (out / "prosody-statefulset.yaml").is_file()
+    r = node_validate(files)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 problem(s)" in r.stdout
