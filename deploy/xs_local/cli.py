@@ -142,6 +142,12 @@ def cmd_check(args) -> int:
     if plan.instances > ncpu:
         print(f"check: note: {plan.instances} instances on {ncpu} cores: some share a core")
     print(f"check: plan {plan.source}: {plan.instances} instances, {len(plan.hosts)} hosts: ok")
+    from .jitsi import client_proxy_found
+    if plan.jitsi is not None and plan.jitsi.focus_component and not client_proxy_found(plan.jitsi):
+        print(f"check: note: [jitsi] focus_component: mod_client_proxy is not in "
+              f"{plan.jitsi.prosody_plugins} here (jitsi-meet-prosody): Prosody on this machine "
+              f"would log that it cannot load focus.{plan.jitsi.domain}; set [jitsi] "
+              f"prosody_plugins, or focus_component = false")
 
     out = Path(args.out).resolve() if args.out else (Path(plan.out) if plan.out else None)
     temp = None
@@ -230,8 +236,10 @@ def cmd_where(args) -> int:
     names = plan.instance_names()
     for room in args.room:
         k = room_shard(room, names, jp.shards, args.tenant or "")
+        nodes = [jp.vnode(v) for v in range(jp.visitors) if jp.visitor_shard(v) == k]
         print(f"{room_key(room, args.tenant or '')}: {names[k]} (instance {k}, HTTP backend "
-              f"{shard_backends(names, jp.shards)[k]} 127.0.0.1:{jp.shard_http_port + k})")
+              f"{shard_backends(names, jp.shards)[k]} 127.0.0.1:{jp.shard_http_port + k})"
+              + (f"; its visitors: {', '.join(nodes)} (?vnode=)" if nodes else ""))
     return 0
 
 

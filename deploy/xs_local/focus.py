@@ -9,7 +9,8 @@ the shard), and answers Jitsi Meet's conference request:
 by joining ROOM@conference.DOMAIN as "focus" (the conference MUC lets only the focus, a global
 admin, create rooms: restrict_room_creation), then replying `ready='true'` as jicofo does. It
 leaves a room when its last participant has left. (Jitsi Meet sends the request to focus.DOMAIN,
-Jitsi's client_proxy component, which forwards it to this JID; the plan does not generate it.)
+Jitsi's client_proxy component, which forwards it to this JID; the plan generates that component,
+but `run` leaves it out where jitsi-meet-prosody's mod_client_proxy is not installed.)
 Standard library only; reconnects while its shard restarts.
 """
 

@@ -248,6 +248,42 @@ def rooms_report(layout: Layout) -> list[str]:
          "/http-bind locations.",
          "    XMPP clients on 5222 for these domains land on the first healthy shard (route "
          "\"shards\")."]
+    return L + visitors_report(layout)
+
+
+def visitors_report(layout: Layout) -> list[str]:
+    """REPORT.txt's lines on [jitsi] visitors, and on what the operator still wires by hand."""
+    jl = layout.jitsi
+    jp = jl.plan
+    if not jl.visitors:
+        return []
+    names = [layout.instances[i].name for i in jl.visitors]
+    shard = [layout.instances[k].name for k in jl.shards]
+    L = [f"  Visitor nodes ([jitsi] visitors = {jp.visitors}), Jitsi's visitors feature:"]
+    for v, name in enumerate(names):
+        L.append(f"    {jp.vnode(v)}: {name} hosts {jp.visitor_domain(v)} (anonymous) and "
+                 f"conference.{jp.visitor_domain(v)}; HTTP 127.0.0.1:{jp.visitor_http_ports()[v]}; "
+                 f"belongs to {shard[jp.visitor_shard(v)]}")
+    L += ["    The proxy sends /xmpp-websocket?vnode=vN (and /http-bind?vnode=vN) to node vN only "
+          "(backends with vnode = \"vN\";",
+          "    an unknown vnode gets 404); requests without ?vnode= never reach a visitor node.",
+          "    Each shard's jicofo-NAME.conf enables jicofo.visitors and lists its own nodes under "
+          "jicofo.xmpp.visitors",
+          "    (focus@" + jl.main.auth_domain + " on the node's own "
+          + ("loopback jicofo port" if jp.jicofo_port else "c2s port") + ", the same password as on "
+          "the shards), so jicofo only sends a room's",
+          "    visitors to a node of the room's shard.",
+          "    Still by hand (jitsi-meet-prosody modules, not generated): the link between a main "
+          "room and its visitor",
+          "    rooms: Prosody s2s between each shard and its nodes (the generated configs disable "
+          "s2s), mod_visitors and",
+          "    Component \"visitors." + jp.domain + "\" \"visitors_component\" on the shards, "
+          "fmuc, s2s_bidi and s2sout_override on",
+          "    the nodes ([[instance]] lua), and jicofo's bridge selection for visitors "
+          "(jicofo.bridge.selection-strategy",
+          "    = VisitorSelectionStrategy, topology-strategy = VisitorTopologyStrategy).",
+          "    Adding a shard reassigns the nodes (vN to shard (N-1) mod shards): keep visitors >= "
+          "shards, restart every jicofo."]
     return L
 
 
@@ -304,6 +340,11 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
         for t in ([] if jl.shards else jl.tenants):
             L.append(f"  tenant {t.domain} on {layout.instances[t.instance].name} (its own jicofo: "
                      f"jitsi/jicofo-{t.domain}.conf)")
+        if jl.plan.focus_component:
+            L.append(f"  focus.{jl.main.domain}" + (" (and each tenant's)" if jl.tenants else "")
+                     + f": Jitsi's client_proxy component (to focus@{jl.main.auth_domain}), beside "
+                     f"the meeting domain; needs jitsi-meet-prosody's mod_client_proxy in "
+                     f"{jl.plan.prosody_plugins}")
         if jl.shards:
             L += rooms_report(layout)
         L.append(f"  Merge the snippets in {out}/jitsi/ into the components' configs; every "

@@ -19,6 +19,11 @@ The shape, for domain D (see deploy/README.md for the reasoning):
   room shards       [jitsi] shards = N: instances 0..N-1 each host D's client side and every
                     tenant's (only the focus creates rooms), the brewery instance is N, and one
                     jicofo per shard and domain connects straight to its shard (shard_jicofos).
+  visitors          [jitsi] visitors = K (with shards): the last K instances are Jitsi visitor
+                    nodes v1..vK (vN.D anonymous + conference.vN.D, auth.D for the jicofos),
+                    node vN belonging to shard (N-1) mod shards; the proxy sends ?vnode=vN there.
+  focus.D           Jitsi's client_proxy component (jitsi-meet-prosody) forwarding to focus@auth.D,
+                    beside each meeting domain ([jitsi] focus_component, prosody_plugins).
 
 Why at most two brewery instances: jicofo has exactly two XMPP connections, `Client` and
 `Service` (jicofo.{bridge,jibri,jigasi}.xmpp-connection-name), and Prosody instances do not
@@ -40,8 +45,9 @@ KINDS = ("jvb", "jibri", "jigasi")
 ROOMS = {"jvb": "JvbBrewery", "jibri": "JibriBrewery", "jigasi": "JigasiBrewery"}
 KEYS = {"domain", "auth", "guests", "client", "jvb", "jibri", "jigasi", "service_domain",
         "bridges", "tenants", "pool", "xmpp_host", "http_port", "client_modules", "shards",
-        "shard_http_port", "jicofo_port"}
+        "shard_http_port", "jicofo_port", "visitors", "focus_component", "prosody_plugins"}
 DEFAULT_HTTP_PORT = 5280
+JITSI_PLUGINS = "/usr/share/jitsi-meet/prosody-plugins"    # jitsi-meet-prosody's modules
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,12 +123,32 @@ class JitsiPlan:
     shard_http_port: Optional[int] = None  # shard k's HTTP port: shard_http_port + k
     jicofo_port: Optional[int] = None      # [plan] tls = "terminate": shard k's loopback c2s
                                            # port for its jicofos, jicofo_port + k (plan.py)
+    visitors: int = 0                      # visitor nodes v1..vK: the last K instances
+    focus_component: bool = True           # focus.D (client_proxy) beside each meeting domain
+    prosody_plugins: str = JITSI_PLUGINS   # where mod_client_proxy.lua is (plugin_paths)
 
     def shard_http_ports(self) -> list[int]:
         return [self.shard_http_port + k for k in range(self.shards or 0)]
 
     def jicofo_ports(self) -> list[int]:
         return [self.jicofo_port + k for k in range(self.shards or 0)] if self.jicofo_port else []
+
+    # visitor node v (0-based; named v{v+1}) uses the ports after the shards' in both ranges
+    def visitor_http_ports(self) -> list[int]:
+        return [self.shard_http_port + (self.shards or 0) + v for v in range(self.visitors)]
+
+    def visitor_jicofo_ports(self) -> list[int]:
+        return ([self.jicofo_port + (self.shards or 0) + v for v in range(self.visitors)]
+                if self.jicofo_port else [])
+
+    def vnode(self, v: int) -> str:
+        return f"v{v + 1}"
+
+    def visitor_domain(self, v: int) -> str:
+        return f"v{v + 1}.{self.domain}"
+
+    def visitor_shard(self, v: int) -> int:
+        return v % self.shards
 
     def brewery_instance(self, kind: str) -> Optional[int]:
         return getattr(self, kind)
@@ -215,8 +241,35 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
             problems.add("[jitsi] shard_http_port", f"must be a port number, got {shp!r}")
         else:
             shard_http_port = shp
-    for key in ("shard_http_port", "jicofo_port"):
-        if key in t and shards is None:
+    visitors = t.get("visitors", 0)
+    if not is_int(visitors) or not (0 <= visitors <= 32):
+        problems.add("[jitsi] visitors", f"must be an integer in 0..32, got {visitors!r}")
+        visitors = 0
+    elif visitors and shards is not None and is_int(shards) and 1 <= shards <= 64:
+        if visitors < shards:
+            problems.add("[jitsi] visitors", f"{visitors} visitor node(s) for {shards} room shards: "
+                                             f"node vN belongs to shard (N-1) mod shards (its jicofo "
+                                             f"sends visitors there), so every shard needs one; at "
+                                             f"least {shards}")
+        elif n < shards + 1 + visitors:
+            problems.add("[jitsi] visitors", f"{shards} room shard(s), the brewery and {visitors} "
+                                             f"visitor node(s) (the last {visitors} instances) need "
+                                             f"[plan] instances >= {shards + 1 + visitors}, got {n}")
+        else:
+            for k in KINDS:
+                v = jvb if k == "jvb" else (jibri if k == "jibri" else jigasi)
+                if v is not None and v >= n - visitors:
+                    problems.add(f"[jitsi] {k}", f"instance {v} is a visitor node (instances "
+                                                 f"{n - visitors}..{n - 1}: [jitsi] visitors)")
+    focus_component = t.get("focus_component", True)
+    if not isinstance(focus_component, bool):
+        problems.add("[jitsi] focus_component", f"must be true or false, got {focus_component!r}")
+    plugins = t.get("prosody_plugins", JITSI_PLUGINS)
+    if not isinstance(plugins, str) or not plugins.startswith("/"):
+        problems.add("[jitsi] prosody_plugins", f"must be an absolute path (jitsi-meet-prosody's "
+                                                f"modules), got {plugins!r}")
+    for key in ("shard_http_port", "jicofo_port", "visitors"):
+        if key in t and shards is None and not (key == "visitors" and t[key] == 0):
             problems.add(f"[jitsi] {key}", "only with [jitsi] shards")
     jicofo_port = t.get("jicofo_port")
     if jicofo_port is not None and (not is_int(jicofo_port) or not (1 <= jicofo_port <= 65535 - 64)):
@@ -225,7 +278,8 @@ def parse_jitsi(t, n: int, problems: Problems) -> Optional[JitsiPlan]:
         return None
 
     jp = JitsiPlan(dom, auth, guests, client, jvb, jibri, jigasi, service, bridges, tenants, pool,
-                   xmpp_host, http_port, client_modules, shards, shard_http_port, jicofo_port)
+                   xmpp_host, http_port, client_modules, shards, shard_http_port, jicofo_port,
+                   visitors, focus_component, plugins)
     if shards is not None:
         hp = jp.shard_http_ports()
         if http_port in hp:
@@ -303,6 +357,7 @@ class JitsiLayout:
     tenants: list[Side]
     breweries: dict[str, Brewery]
     shards: list[int] = field(default_factory=list)   # [jitsi] shards: the room shards' instances
+    visitors: list[int] = field(default_factory=list)  # [jitsi] visitors: node v's instance
 
     @property
     def service_instance(self) -> Optional[int]:
@@ -324,7 +379,8 @@ def layout(jp: JitsiPlan, names: list[str]) -> JitsiLayout:
         if i is None:
             continue
         brews[k] = Brewery(k, i, main.auth_domain if i == jp.client else jp.service_domain)
-    return JitsiLayout(jp, main, tenants, brews, list(range(jp.shards or 0)))
+    return JitsiLayout(jp, main, tenants, brews, list(range(jp.shards or 0)),
+                       list(range(n - jp.visitors, n)) if jp.shards else [])
 
 
 def hosts(jl: JitsiLayout) -> list[HostPlan]:
@@ -348,17 +404,19 @@ def hosts(jl: JitsiLayout) -> list[HostPlan]:
         mods = web + ([] if s.tenant else [m for m in jp.client_modules if m not in web])
         # Jitsi's conference MUC: rooms unlocked at once, and with room shards only the focus
         # (a global admin) creates them, as jicofo does in a stock install.
+        # Jitsi's focus component: Jitsi Meet sends its conference request to focus.D, which
+        # forwards it to the focus user (jicofo's Client connection), as in a stock install.
+        focus = ([(f"focus.{s.domain}", "client_proxy", {"target_address": f"focus@{s.auth_domain}"})]
+                 if jp.focus_component else [])
         out.append(HostPlan(s.domain, s.instance, jp.auth, muc=[s.conference], modules=mods,
-                            origin=origin, role=role,
+                            origin=origin, role=role, components=focus,
+                            plugin_paths=[jp.prosody_plugins] if focus else [],
                             muc_options={"restrict_room_creation": True} if jl.shards else {}))
         if jp.guests:
             out.append(HostPlan(s.guest, s.instance, AUTH_ANONYMOUS, modules=list(web),
                                 origin=origin + " guests", role=role))
         here = [b for b in jl.breweries.values() if with_breweries and b.instance == s.instance]
-        # tls = "terminate" with shards: the jicofos log in on the shard's loopback c2s port in
-        # plaintext; only the auth domains (focus) allow that, every other host keeps TLS-only.
-        focus_opts = ({"c2s_require_encryption": False, "allow_unencrypted_plain_auth": True}
-                      if jl.shards and jp.jicofo_port else {})
+        focus_opts = _focus_login_opts(jl)
         out.append(HostPlan(s.auth_domain, s.instance, AUTH_INTERNAL,
                             muc=[f"internal.{s.auth_domain}"] if here else [],
                             accounts=["focus"] + [b.kind for b in here], admins=["focus"],
@@ -379,7 +437,24 @@ def hosts(jl: JitsiLayout) -> list[HostPlan]:
                             origin="[jitsi] service_domain"))
     for t in jl.tenants:
         side(t, with_breweries=False)
+    for v, i in enumerate(jl.visitors):
+        origin = f"[jitsi] visitors ({jp.vnode(v)})"
+        out.append(HostPlan(jp.visitor_domain(v), i, AUTH_ANONYMOUS,
+                            muc=[f"conference.{jp.visitor_domain(v)}"], modules=["bosh", "websocket"],
+                            muc_options={"restrict_room_creation": True}, origin=origin,
+                            role="jitsi-visitor"))
+        # the jicofos of the node's shard log in here (its own port), as focus@auth.D
+        out.append(HostPlan(jl.main.auth_domain, i, AUTH_INTERNAL, accounts=["focus"],
+                            admins=["focus"], options=_focus_login_opts(jl), routed=False,
+                            origin=origin + " (auth domain)", role="jitsi-visitor"))
     return out
+
+
+def _focus_login_opts(jl: JitsiLayout) -> dict:
+    """tls = "terminate" with shards: the jicofos log in on a loopback c2s port in plaintext;
+    only the auth domains allow that, every other host keeps TLS-only."""
+    return ({"c2s_require_encryption": False, "allow_unencrypted_plain_auth": True}
+            if jl.shards and jl.plan.jicofo_port else {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +543,24 @@ def jicofo_conf(jl: JitsiLayout, side: Side, ep: Endpoint, pw, src: str,
               "    }"]
     if "jibri" in brew and not side.tenant:
         L.append(f"    trusted-domains = [ {hq('recorder.' + main.domain)} ]")
+    vis = shard.visitors if shard is not None and not side.tenant else []
+    if vis:
+        # Jitsi's visitors: one connection per node of this shard, as focus@auth.D on its port
+        L.append("    visitors {")
+        for node, vep in vis:
+            vd = f"{node}.{side.domain}"
+            L += [f"      {node} {{", "        enabled = true",
+                  f"        conference-service = {hq('conference.' + vd)}",
+                  f"        hostname = {hq(vep.host)}", f"        port = {vep.port}",
+                  f"        domain = {hq(side.auth_domain)}", f"        xmpp-domain = {hq(vd)}",
+                  '        username = "focus"',
+                  f"        password = {hq(pw(f'focus@{side.auth_domain}'))}",
+                  f"        disable-certificate-verification = {str(not vep.verify).lower()}",
+                  f"        use-tls = {str(vep.use_tls).lower()}", "      }"]
+        L.append("    }")
     L.append("  }")
+    if vis:
+        L += ["  visitors {", "    enabled = true", "  }"]
     for kind, section in (("jvb", "bridge"), ("jibri", "jibri"), ("jigasi", "jigasi")):
         b = brew.get(kind)
         if b is None:
@@ -496,6 +588,7 @@ class ShardJicofo:
     unit: str = ""
     service_resource: str = ""
     side: Optional[Side] = None
+    visitors: list = field(default_factory=list)   # [(vnode, Endpoint)]: this shard's nodes
 
 
 JICOFO_REST_PORT = 8888
@@ -514,8 +607,12 @@ def shard_jicofos(jl: JitsiLayout, instances) -> list[ShardJicofo]:
             ep = (Endpoint("127.0.0.1", jp.jicofo_port + k, False, False) if jp.jicofo_port
                   else Endpoint(spec.interface, spec.port, False, False))
             unit = spec.name if not side.tenant else f"{spec.name}-{side.domain}"
+            vis = [] if side.tenant else [
+                (jp.vnode(v), Endpoint("127.0.0.1", jp.jicofo_port + jp.shards + v, False, False)
+                 if jp.jicofo_port else Endpoint(instances[i].interface, instances[i].port, False, False))
+                for v, i in enumerate(jl.visitors) if jp.visitor_shard(v) == k]
             out.append(ShardJicofo(k, spec.name, ep, JICOFO_REST_PORT + j * len(jl.shards) + k,
-                                   unit, f"focus-{unit}", side))
+                                   unit, f"focus-{unit}", side, vis))
     return out
 
 
@@ -633,6 +730,49 @@ def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
               f"c2s_ports = {{ {jp.jicofo_port + k} }}",
               'c2s_interfaces = { "127.0.0.1" }']
     return "\n".join(L)
+
+
+def visitor_instance_lua(jp: JitsiPlan, v: int) -> str:
+    """Global lines for visitor node v: BOSH and WebSocket for vN.D on its loopback HTTP port
+    (the proxy sends ?vnode=vN here), and with [jitsi] jicofo_port a loopback c2s port for the
+    jicofos of its shard."""
+    L = [f"-- [jitsi] visitors: visitor node {jp.vnode(v)} of room shard {jp.visitor_shard(v)}; the "
+         f"proxy sends ?vnode={jp.vnode(v)} here.",
+         f"http_ports = {{ {jp.visitor_http_ports()[v]} }}",
+         'http_interfaces = { "127.0.0.1" }',
+         f"http_default_host = {lua_str(jp.visitor_domain(v))}",
+         'trusted_proxies = { "127.0.0.1" }',
+         "consider_bosh_secure = true",
+         "consider_websocket_secure = true"]
+    if jp.jicofo_port:
+        L += ["-- The jicofos of its shard log in here (plaintext, loopback; only auth. allows it).",
+              f"c2s_ports = {{ {jp.visitor_jicofo_ports()[v]} }}",
+              'c2s_interfaces = { "127.0.0.1" }']
+    return "\n".join(L)
+
+
+def drop_focus_components(plan) -> list[str]:
+    """Remove the focus.D client_proxy components from a parsed plan (`run` does when
+    jitsi-meet-prosody's module is not installed); returns their domains."""
+    gone = []
+    for h in plan.hosts:
+        keep = [c for c in h.components if c[1] != "client_proxy"]
+        gone += [c[0] for c in h.components if c[1] == "client_proxy"]
+        if len(keep) != len(h.components):
+            h.components = keep
+            h.plugin_paths = [] if not keep else h.plugin_paths
+    return gone
+
+
+def client_proxy_found(jp: JitsiPlan) -> bool:
+    """Whether Prosody would find mod_client_proxy (in [jitsi] prosody_plugins or its own
+    module directory)."""
+    from pathlib import Path
+    for d in (jp.prosody_plugins, "/usr/lib/prosody/modules"):
+        if (Path(d) / "mod_client_proxy.lua").is_file() or \
+                (Path(d) / "mod_client_proxy" / "mod_client_proxy.lua").is_file():
+            return True
+    return False
 
 
 def nginx_snippet(jp: JitsiPlan, src: str, tls_host: Optional[str] = None) -> str:

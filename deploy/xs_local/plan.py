@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from . import jitsi as jitsi_mod
 from .planmodel import (AUTHS, NAME_RE, HostPlan, PlanError, Problems, check_keys, is_int,
                         norm_domain, str_list)
-from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, Account, InstanceSpec, Muc, VirtualHost
+from .prosody import AUTH_ANONYMOUS, AUTH_INTERNAL, Account, Component, InstanceSpec, Muc, VirtualHost
 from .proxyconf import ProxyConfig
 from . import tls as tls_mod
 from .tls import tls_profile
@@ -90,9 +90,12 @@ class Plan:
     tls: str = "none"                               # [plan] tls: "terminate" or "none" (tls.py)
     direct_tls_port: int = 0                        # [plan] direct_tls_port: 0 = no Direct TLS
     prosody_modules: Optional[str] = None           # plugin_paths for mod_xmpp_shard (tls.py)
+    visitor_nodes: int = 0                          # [jitsi] visitors: the last ones are prosody-vN
 
     def instance_names(self) -> list[str]:
-        return [(self.instance_plans.get(i) or InstancePlan(i)).name or instance_name(i)
+        first = self.instances - self.visitor_nodes
+        return [(self.instance_plans.get(i) or InstancePlan(i)).name
+                or (instance_name(i) if i < first else f"prosody-v{i - first + 1}")
                 for i in range(self.instances)]
 
     def instance_ports(self) -> list[int]:
@@ -279,6 +282,9 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
         ip.lua = _lua(t.get("lua"), f"{key} lua", pr)
         plan.instance_plans[idx] = ip
 
+    jraw = data.get("jitsi")
+    if isinstance(jraw, dict) and is_int(jraw.get("visitors")) and 0 < jraw["visitors"] < n:
+        plan.visitor_nodes = jraw["visitors"]      # their default names (checked in jitsi.py)
     names = plan.instance_names()
     seen_names: dict[str, int] = {}
     for i, nm in enumerate(names):
@@ -329,9 +335,12 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
             if plan.jitsi.shards:
                 _check_shards(plan, pr, owner, machine_cores)
             for h in jitsi_mod.hosts(plan.jitsi_layout()):
-                claim(h.domain, h.origin)
+                if h.routed:
+                    claim(h.domain, h.origin)
                 for m in h.muc:
                     claim(m, h.origin + " muc")
+                for c in h.components:
+                    claim(c[0], h.origin + " component")
                 plan.hosts.append(h)
 
     for i, h in enumerate(hosts_raw):
@@ -447,18 +456,29 @@ def _check_shards(plan: Plan, pr: Problems, owner: dict, machine_cores: int) -> 
         if port in taken:
             pr.add("[jitsi] shard_http_port", f"shard {k}'s HTTP port {port} (shard_http_port + "
                                               f"{k}) clashes with {taken[port]}")
-    for k, port in enumerate(jp.jicofo_ports()):
-        if port in taken:
-            pr.add("[jitsi] jicofo_port", f"shard {k}'s jicofo port {port} (jicofo_port + {k}) "
-                                          f"clashes with {taken[port]}")
-        elif port in jp.shard_http_ports():
-            pr.add("[jitsi] jicofo_port", f"shard {k}'s jicofo port {port} (jicofo_port + {k}) "
-                                          f"is also a shard's HTTP port ([jitsi] shard_http_port)")
     names = plan.instance_names()
-    for k, port in enumerate(jp.shard_http_ports()):
-        owner.setdefault(port, f"{names[k]}'s HTTP port ([jitsi] shard_http_port + {k})")
-    for k, port in enumerate(jp.jicofo_ports()):
-        owner.setdefault(port, f"{names[k]}'s jicofo port ([jitsi] jicofo_port + {k})")
+    n, s = plan.instances, jp.shards
+    http = [(f"shard {k}'s", p, k) for k, p in enumerate(jp.shard_http_ports())] + [
+        (f"visitor node {jp.vnode(v)}'s", p, s + v) for v, p in enumerate(jp.visitor_http_ports())]
+    jic = [(f"shard {k}'s", p, k) for k, p in enumerate(jp.jicofo_ports())] + [
+        (f"visitor node {jp.vnode(v)}'s", p, s + v) for v, p in enumerate(jp.visitor_jicofo_ports())]
+    for who, port, j in http:
+        if port in taken:
+            pr.add("[jitsi] shard_http_port", f"{who} HTTP port {port} (shard_http_port + "
+                                              f"{j}) clashes with {taken[port]}")
+    for who, port, j in jic:
+        if port in taken:
+            pr.add("[jitsi] jicofo_port", f"{who} jicofo port {port} (jicofo_port + {j}) "
+                                          f"clashes with {taken[port]}")
+        elif port in [p for _, p, _ in http]:
+            pr.add("[jitsi] jicofo_port", f"{who} jicofo port {port} (jicofo_port + {j}) "
+                                          f"is also a shard's or visitor node's HTTP port "
+                                          f"([jitsi] shard_http_port)")
+    node = lambda j: names[j] if j < s else names[n - jp.visitors + j - s]     # noqa: E731
+    for who, port, j in http:
+        owner.setdefault(port, f"{node(j)}'s HTTP port ([jitsi] shard_http_port + {j})")
+    for who, port, j in jic:
+        owner.setdefault(port, f"{node(j)}'s jicofo port ([jitsi] jicofo_port + {j})")
     if jp.http_port:
         owner.setdefault(jp.http_port, "the proxy's HTTP listener ([jitsi] http_port)")
 
@@ -474,7 +494,7 @@ def _jicofo_port(jp, tls_mode, pr: Problems) -> None:
             jp.jicofo_port = None
         return
     if jp.jicofo_port is None:
-        jp.jicofo_port = jp.shard_http_port + jp.shards
+        jp.jicofo_port = jp.shard_http_port + jp.shards + jp.visitors
 
 
 def _assigns(lua: str, name: str) -> bool:
@@ -590,7 +610,9 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
         jp = plan.jitsi
         preset = ""
         if jp is not None and jp.shards:
-            preset = jitsi_mod.shard_instance_lua(jp, i) if i < jp.shards else ""
+            preset = (jitsi_mod.shard_instance_lua(jp, i) if i < jp.shards else
+                      jitsi_mod.visitor_instance_lua(jp, i - (plan.instances - jp.visitors))
+                      if i >= plan.instances - jp.visitors else "")
         elif jp is not None and jp.client == i:
             preset = jitsi_mod.client_instance_lua(jp)
         s = InstanceSpec(names[i], ports[i], cpu=ip.core if ip.core is not None else cpus[i % len(cpus)],
@@ -612,10 +634,12 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
             s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules),
                                        options=dict(h.options), lua=h.lua))
             s.mucs += [Muc(m, options=dict(h.muc_options)) for m in h.muc]
+            s.components += [Component(d, mod, dict(opts)) for d, mod, opts in h.components]
+            s.plugin_paths += [d for d in h.plugin_paths if d not in s.plugin_paths]
             for user in h.accounts:
                 a = Account(user, h.domain, pw_for(f"{user}@{h.domain}"))
                 s.accounts.append(a)
-                if i == h.instance:
+                if i == h.instance and a.jid not in {x.jid for x in accounts}:
                     accounts.append(a)
                 if user in h.admins:
                     s.admins.append(a.jid)
@@ -654,7 +678,7 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
         cfg.add_route([h.domain for h in shared], [specs[i].name for i in shared[0].all_instances],
                       name="shards", **xmpp_only)
     for i, s in enumerate(specs):
-        owned = [h.domain for h in plan.hosts if h.instance == i and not h.replicas]
+        owned = [h.domain for h in plan.hosts if h.instance == i and not h.replicas and h.routed]
         if owned:
             cfg.add_route(owned, [s.name], name=s.name, **xmpp_only)
     if plan.tenant_domains is not None:
@@ -671,8 +695,13 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
         for k, port in enumerate(jp.shard_http_ports()):
             cfg.add_backend(f"{specs[k].name}-http", f"127.0.0.1:{port}", check="http",
                             check_path="/http-bind")
+        # Visitor nodes: only requests with ?vnode=vN reach them (and such requests only them).
+        vis = list(range(plan.instances - jp.visitors, plan.instances)) if jp.visitors else []
+        for v, port in enumerate(jp.visitor_http_ports()):
+            cfg.add_backend(f"{specs[vis[v]].name}-http", f"127.0.0.1:{port}", check="http",
+                            check_path="/http-bind", vnode=jp.vnode(v))
         cfg.add_route([jp.domain] + list(jp.tenants),
-                      [f"{specs[k].name}-http" for k in range(jp.shards)],
+                      [f"{specs[k].name}-http" for k in list(range(jp.shards)) + vis],
                       name="rooms", balance="hash", hash_key="room", listeners=["http"])
     return Layout(plan, specs, cfg, accounts, plan.jitsi_layout(), Path(out) if out else None,
                   listen_port)

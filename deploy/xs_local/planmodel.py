@@ -99,6 +99,10 @@ class HostPlan:
     role: str = ""                # "jitsi-tenant" for a Jitsi tenant's hosts (pool members)
     replicas: list[int] = field(default_factory=list)   # more instances hosting the same domain
                                                         # ([jitsi] shards: every room shard)
+    components: list[tuple] = field(default_factory=list)  # (domain, module, options) beside it
+    plugin_paths: list[str] = field(default_factory=list)  # where those modules are
+    routed: bool = True           # False: a copy no route names ([jitsi] visitors' auth domain,
+                                  # reached by the jicofos on the node's own port)
 
     @property
     def all_instances(self) -> list[int]:

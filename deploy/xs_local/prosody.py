@@ -64,6 +64,14 @@ class Muc:
 
 
 @dataclass
+class Component:
+    """A non-MUC component, e.g. Jitsi's `Component "focus.D" "client_proxy"`."""
+    domain: str
+    module: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
 class Account:
     user: str
     domain: str
@@ -93,6 +101,8 @@ class InstanceSpec:
     admins: list[str] = field(default_factory=list)  # global admins (e.g. Jitsi's focus user)
     modules: list[str] = field(default_factory=list)  # extra global modules_enabled
     lua: str = ""                      # raw Lua lines for the global section
+    components: list[Component] = field(default_factory=list)
+    plugin_paths: list[str] = field(default_factory=list)   # more plugin_paths (e.g. Jitsi's)
     index: Optional[int] = None        # position in a shard plan
     tls: Optional[TlsProfile] = None   # the plan's TLS profile (tls.py); None: plaintext. With
                                        # "terminate", `port` is mod_xmpp_shard's, not a c2s port
@@ -202,6 +212,8 @@ def render_config(spec: InstanceSpec, root: Path) -> str:
     w(f"modules_enabled = {lua_value(mods)}")
     if spec.admins:
         w(f"admins = {lua_value(list(spec.admins))}")
+    if spec.plugin_paths and not prof.terminate:    # terminate: security_lines() writes it
+        w(f"plugin_paths = {lua_value(list(spec.plugin_paths))}")
     for line in prof.security_lines(spec):
         w(line)
     if spec.lua.strip():
@@ -217,6 +229,10 @@ def render_config(spec: InstanceSpec, root: Path) -> str:
         w(f"Component {lua_str(m.domain)} \"muc\"")
         w(f"\tmuc_room_locking = {'true' if m.locking else 'false'}")
         _section(w, m.modules, m.options, m.lua)
+        w("")
+    for c in spec.components:
+        w(f"Component {lua_str(c.domain)} {lua_str(c.module)}")
+        _section(w, [], c.options, "")
         w("")
     return "\n".join(L)
 

@@ -27,6 +27,7 @@ from typing import Optional
 from . import procs
 from .certs import make_certs
 from .focus import start_focuses
+from .jitsi import client_proxy_found, drop_focus_components
 from .generate import GenerateError, generate
 from .plan import DEFAULT_PATHS, PlanError, load_plan
 from .ports import free_port, port_is_free, wait_port
@@ -165,7 +166,8 @@ def choose_shard_http_ports(plan, free: bool, avoid: set[int]) -> bool:
     jp = plan.jitsi
     if jp is None or not jp.shards:
         return True
-    wanted = [jp.http_port] + jp.shard_http_ports() + jp.jicofo_ports()
+    wanted = ([jp.http_port] + jp.shard_http_ports() + jp.visitor_http_ports() + jp.jicofo_ports()
+              + jp.visitor_jicofo_ports())
     if not free and all(p not in avoid and port_is_free(p, "127.0.0.1") for p in wanted):
         return True
     while True:
@@ -174,10 +176,10 @@ def choose_shard_http_ports(plan, free: bool, avoid: set[int]) -> bool:
             break
     taken = set(avoid) | {jp.http_port}
 
-    def block() -> int:
+    def block() -> int:     # the shards', then the visitor nodes' ports
         for _ in range(500):
             b = free_port("127.0.0.1")
-            cand = [b + k for k in range(jp.shards)]
+            cand = [b + k for k in range(jp.shards + jp.visitors)]
             if all(c <= 65535 and c not in taken and port_is_free(c, "127.0.0.1") for c in cand):
                 taken.update(cand)
                 return b
@@ -268,6 +270,12 @@ def client_lines(layout, host: str, port: int, ca: Optional[Path]) -> list[str]:
         lines.append("  rooms      each room on one of the shards "
                      + ", ".join(f"{n} (127.0.0.1:{jp.shard_http_port + k})" for k, n in enumerate(names))
                      + f"; which one: xmpp-shard-deploy where {plan.source or 'PLAN'} ROOM")
+        if jp.visitors:
+            lines.append("  visitors   " + ", ".join(
+                f"{jp.vnode(v)} ({layout.instances[i].name}, 127.0.0.1:{jp.visitor_http_ports()[v]}, "
+                f"domain {jp.visitor_domain(v)})" for v, i in enumerate(layout.jitsi.visitors))
+                + ": add &vnode=vN to the URL; rooms there are not linked to the main room "
+                  "(jicofo and Jitsi's fmuc are not run)")
         lines.append(f"  focus      simulated, one per shard and domain (jicofo is not run): a room is "
                      f"created when asked with Jitsi's conference IQ <conference xmlns='"
                      f"http://jitsi.org/protocol/focus' room='ROOM@conference.{jp.domain}'/> sent to "
@@ -322,6 +330,11 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
     # A local run keeps everything under its own directory: the plan's data, log and pidfile
     # paths are for the deployment (/var/lib, /var/log, /run), not for a trial run.
     relocated = plan.paths != DEFAULT_PATHS or any(ip.paths for ip in plan.instance_plans.values())
+    # Jitsi's focus.D component needs jitsi-meet-prosody's mod_client_proxy: without it Prosody
+    # logs an error at start, so a local run leaves the component out (and says so).
+    no_focus = []
+    if plan.jitsi is not None and plan.jitsi.focus_component and not client_proxy_found(plan.jitsi):
+        no_focus = drop_focus_components(plan)
     plan.paths = dict(DEFAULT_PATHS)
     for ip in plan.instance_plans.values():
         ip.paths = {}
@@ -470,6 +483,9 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         if not planned:
             lines.append("  note       the plan's instance ports were taken (or --free-ports): "
                          "free ones are used")
+        if no_focus:
+            lines.append(f"  note       {', '.join(no_focus)} (Jitsi's client_proxy component) left out: "
+                         f"mod_client_proxy is not in {plan.jitsi.prosody_plugins} (jitsi-meet-prosody)")
         lines.append(f"  accounts   {accounts_file}  ({len(layout.accounts)} accounts, mode 0600: "
                      f"a JID and its password per line)")
         lines += client_lines(layout, host, listen_port, ca_path)

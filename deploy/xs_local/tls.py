@@ -129,7 +129,8 @@ class TlsProfile:
     def security_lines(self, spec) -> list[str]:
         if not self.terminate:
             return list(_PLAINTEXT)
-        return [f"plugin_paths = {_lua_list([self.module_dir])}",
+        extra = [d for d in getattr(spec, "plugin_paths", []) if d != self.module_dir]
+        return [f"plugin_paths = {_lua_list([self.module_dir] + extra)}",
                 "-- TLS is terminated by the proxy and mod_xmpp_shard marks those sessions secure, so",
                 "-- Prosody keeps its secure defaults (written out; no \"tls\" module, no certificate):",
                 "c2s_require_encryption = true",

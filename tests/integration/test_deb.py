@@ -102,7 +102,9 @@ def rooms_example_generates(tmp: Path) -> None:
     for f in ("jitsi/jicofo-shard-a.conf", "jitsi/jicofo-shard-c.conf", "jitsi/nginx-xmpp-shard.conf",
               "systemd/jicofo@.service", "prosody/brewery/prosody.cfg.lua"):
         assert (out / f).is_file(), f
-    assert "restrict_room_creation = true" in (out / "prosody/shard-b/prosody.cfg.lua").read_text()
+    shard = (out / "prosody/shard-b/prosody.cfg.lua").read_text()
+    assert "restrict_room_creation = true" in shard
+    assert 'Component "focus.meet.example.com" "client_proxy"' in shard    # Jitsi's focus component
     assert "Adding a shard" in (out / "REPORT.txt").read_text()
     r = sh("/usr/bin/xmpp-shard-deploy", "check", plan, "--out", out, check=False)
     assert r.returncode == 0 and r.stdout.count("prosodyctl check config") == 4, r.stdout + r.stderr

@@ -16,7 +16,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping", "xmpp_shard" }
 admins = { "focus@auth.meet.test", "focus@auth.team.test" }
-plugin_paths = { "@MODULES@" }
+plugin_paths = { "@MODULES@", "/usr/share/jitsi-meet/prosody-plugins" }
 -- TLS is terminated by the proxy and mod_xmpp_shard marks those sessions secure, so
 -- Prosody keeps its secure defaults (written out; no "tls" module, no certificate):
 c2s_require_encryption = true
@@ -71,4 +71,10 @@ Component "conference.meet.test" "muc"
 Component "conference.team.test" "muc"
 	muc_room_locking = false
 	restrict_room_creation = true
+
+Component "focus.meet.test" "client_proxy"
+	target_address = "focus@auth.meet.test"
+
+Component "focus.team.test" "client_proxy"
+	target_address = "focus@auth.team.test"
 

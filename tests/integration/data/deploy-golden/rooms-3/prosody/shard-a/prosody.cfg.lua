@@ -14,6 +14,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping" }
 admins = { "focus@auth.meet.test" }
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins" }
 -- Plaintext between proxy and backend, on loopback only ([plan] tls = "none").
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -44,4 +45,7 @@ VirtualHost "recorder.meet.test"
 Component "conference.meet.test" "muc"
 	muc_room_locking = false
 	restrict_room_creation = true
+
+Component "focus.meet.test" "client_proxy"
+	target_address = "focus@auth.meet.test"
 

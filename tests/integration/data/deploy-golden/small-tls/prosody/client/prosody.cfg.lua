@@ -17,7 +17,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping", "xmpp_shard" }
 admins = { "focus@auth.meet.test" }
-plugin_paths = { "@MODULES@" }
+plugin_paths = { "@MODULES@", "/usr/share/jitsi-meet/prosody-plugins" }
 -- TLS is terminated by the proxy and mod_xmpp_shard marks those sessions secure, so
 -- Prosody keeps its secure defaults (written out; no "tls" module, no certificate):
 c2s_require_encryption = true
@@ -50,4 +50,7 @@ Component "conference.meet.test" "muc"
 Component "internal.auth.meet.test" "muc"
 	muc_room_locking = false
 	muc_room_default_public_jids = true
+
+Component "focus.meet.test" "client_proxy"
+	target_address = "focus@auth.meet.test"
 

@@ -18,7 +18,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping", "xmpp_shard" }
 admins = { "focus@auth.team.test" }
-plugin_paths = { "@MODULES@" }
+plugin_paths = { "@MODULES@", "/usr/share/jitsi-meet/prosody-plugins" }
 -- TLS is terminated by the proxy and mod_xmpp_shard marks those sessions secure, so
 -- Prosody keeps its secure defaults (written out; no "tls" module, no certificate):
 c2s_require_encryption = true
@@ -40,4 +40,7 @@ VirtualHost "chat.test"
 
 Component "conference.team.test" "muc"
 	muc_room_locking = false
+
+Component "focus.team.test" "client_proxy"
+	target_address = "focus@auth.team.test"
 

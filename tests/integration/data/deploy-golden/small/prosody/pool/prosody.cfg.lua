@@ -15,6 +15,7 @@ component_ports = { }
 modules_disabled = { "s2s" }
 modules_enabled = { "roster", "saslauth", "disco", "ping" }
 admins = { "focus@auth.team.test" }
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins" }
 -- Plaintext between proxy and backend, on loopback only ([plan] tls = "none").
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -35,4 +36,7 @@ VirtualHost "chat.test"
 
 Component "conference.team.test" "muc"
 	muc_room_locking = false
+
+Component "focus.team.test" "client_proxy"
+	target_address = "focus@auth.team.test"
 
