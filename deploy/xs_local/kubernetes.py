@@ -93,6 +93,9 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
         raise PlanError(f"{plan_label(plan)}: [proxy] metrics: the Kubernetes target needs the "
                         f"metrics endpoint on a fixed port (readiness is its /healthz), got {metrics!r}")
     mport = int(metrics.rpartition(":")[2])
+    if not plan.port:
+        raise PlanError(f"{plan_label(plan)}: [plan] port: 0 (a free port) means nothing for a "
+                        f"Service: the Kubernetes target needs a fixed port")
     tls = tls_profile(plan)
     kplan = copy.deepcopy(plan)
     kplan.interface = "0.0.0.0"

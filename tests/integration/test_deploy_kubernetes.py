@@ -335,6 +335,9 @@ def test_kubernetes_table_errors_name_the_key(base):
     plan.write_text(ROOMS.read_text().replace("[backends]", '[proxy]\nmetrics = ""\n\n[backends]'))
     r = tool("generate", plan, "--out", base / "o", "--target", "kubernetes")
     assert r.returncode == 2 and "[proxy] metrics" in r.stderr, r.stderr
+    plan.write_text(ROOMS.read_text().replace("port = 5222", "port = 0"))
+    r = tool("generate", plan, "--out", base / "o", "--target", "kubernetes")
+    assert r.returncode == 2 and "[plan] port" in r.stderr, r.stderr
 
 
 def test_a_plan_with_a_kubernetes_table_still_generates_for_systemd(base):
@@ -375,3 +378,110 @@ def test_every_shipped_plan_renders_valid_manifests(base):
     r = node_validate(files)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 problem(s)" in r.stdout
+
+
+# A proxy pod, simulated: a network and mount namespace of its own (so it binds 0.0.0.0 like in
+# the pod), the cluster names in /etc/hosts on loopback addresses, fake room shards answering
+# HTTP on those addresses; the ConfigMap's proxy.toml unchanged. Prints JSON: the readiness
+# probe's answer and the shard each room reached.
+POD_SCENARIO = r'''
+import http.server, json, os, re, socket, subprocess, sys, threading, time
+proxy, cfg, hosts, resolv, port, rooms = sys.argv[1:7]
+subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], check=True)
+subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True)
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+addr = {}
+for line in open(hosts):
+    ip, *names = line.split()
+    for n in names:
+        addr[n] = ip
+backends = re.findall(r'name = "([^"]+-http)"\naddress = "([^"]+):(\d+)"', open(cfg).read())
+seen = []
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen.append((self.server.name, self.path))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+for name, host, p in backends:
+    srv = http.server.ThreadingHTTPServer((addr[host], int(p)), H)
+    srv.name = name[:-5]
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+proc = subprocess.Popen([proxy, "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def get(p, path, host="meet.test"):
+    try:
+        with socket.create_connection(("127.0.0.1", p), timeout=5) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+    except OSError:
+        return 0
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(m.group(1)) if m else 0
+result = {"healthz": 0, "rooms": {}}
+try:
+    deadline = time.monotonic() + 30
+    while result["healthz"] != 200 or {n for n, _ in seen} != {b[0][:-5] for b in backends}:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            sys.exit(f"not ready: healthz {result['healthz']}, checks seen {seen}: {proc.stderr.read()}")
+        result["healthz"] = get(9464, "/healthz", "localhost")
+        time.sleep(0.1)
+    time.sleep(0.3)
+    for room in rooms.split(","):
+        seen.clear()
+        status = get(int(port), f"/http-bind?room={room}")
+        hits = [n for n, path in seen if "room=" in path]
+        result["rooms"][room] = hits[0] if status == 200 and len(hits) == 1 else f"status {status} {seen}"
+finally:
+    proc.terminate()
+    proc.wait(timeout=60)
+print(json.dumps(result))
+'''
+
+
+def test_two_proxy_pods_with_the_configmap_agree_with_where(base, proxy_bin):
+    """The Deployment's replicas run the same ConfigMap: two simulated proxy pods (each in its
+    own network namespace, binding 0.0.0.0) become ready on the probe's /healthz at the metrics
+    port, and send every room to the same shard, the one `xmpp-shard-deploy where` names."""
+    if not shutil.which("ip"):
+        pytest.fail("ip (iproute2) not found: run scripts/setup.sh", pytrace=False)
+    plan, out = generate(base, "rooms-2")
+    docs = read_docs(base, out)
+    text = find(docs, "ConfigMap", "xmpp-shard-proxy-config")["data"]["proxy.toml"]
+    dep = find(docs, "Deployment", "xmpp-shard-proxy")
+    probe = dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    assert probe == {"path": "/healthz", "port": "metrics"}
+    toml = tomllib.loads(text)
+    http_port = next(int(l["bind"].rpartition(":")[2]) for l in toml["listener"] if l["name"] == "http")
+    names = sorted({b["address"].rpartition(":")[0] for b in toml["backend"]})
+    rooms = [f"Room{i}" for i in range(16)] + ["lobby", "standup"]
+    (base / "scenario.py").write_text(POD_SCENARIO)
+    got = []
+    for replica in ("a", "b"):
+        d = base / f"pod-{replica}"
+        d.mkdir()
+        (d / "proxy.toml").write_text(text)
+        (d / "hosts").write_text("127.0.0.1 localhost\n" + "".join(
+            f"127.0.0.{10 + i} {h}\n" for i, h in enumerate(names)))
+        (d / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        unshare = ["unshare", "-n", "-m"] if os.geteuid() == 0 else ["unshare", "-r", "-n", "-m"]
+        r = subprocess.run(unshare + ["/usr/bin/python3", str(base / "scenario.py"), str(proxy_bin),
+                                      str(d / "proxy.toml"), str(d / "hosts"), str(d / "resolv.conf"),
+                                      str(http_port), ",".join(rooms)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["healthz"] == 200
+        got.append(res["rooms"])
+    assert got[0] == got[1], got
+    w = tool("where", plan, *rooms, check=True)
+    for room, line in zip(rooms, w.stdout.splitlines()):
+        assert line.startswith(f"{room.lower()}: {got[0][room]} "), (line, got[0][room])
+    assert set(got[0].values()) == {"shard-a", "shard-b"}, got[0]
