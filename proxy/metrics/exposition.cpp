@@ -29,7 +29,7 @@ enum Fam {
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
     kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
-    kLastReload, kHttpResponses, kWebSockets, kBoshSessions, kReused, kFamCount
+    kLastReload, kHttpResponses, kWebSockets, kBoshSessions, kReused, kBackendHttp, kFamCount
 };
 
 struct FamilyDecl {
@@ -68,9 +68,11 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_websocket_sessions_active", "HTTP listeners: WebSocket sessions upgraded and relaying.", MetricType::Gauge},
     {"xmpp_shard_bosh_sessions", "HTTP listeners: BOSH sessions known (sid seen created, not expired), by backend.", MetricType::Gauge},
     {"xmpp_shard_backend_connections_reused_total", "HTTP requests sent on a kept-alive backend connection from the idle pool.", MetricType::Counter},
+    {"xmpp_shard_backend_http_responses_total", "HTTP backends: their answers by status class.", MetricType::Counter},
 };
 
 using Labels = std::vector<ClientMetric::Label>;
+constexpr const char* kClasses[kHttpClassCount] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 // Sums values of the same label set over the workers.
 struct Acc {
@@ -142,7 +144,6 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                     acc[kTlsHandshakeSeconds].add(l, c->tls_handshake_seconds);
                 }
                 if (http.count(name) || c->websockets.get() != 0) {
-                    static constexpr const char* kClasses[kHttpClassCount] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
                     for (std::size_t i = 0; i < kHttpClassCount; ++i)
                         acc[kHttpResponses].add({{"class", kClasses[i]}, {"listener", name}},
                                                 static_cast<double>(c->http_responses.at(i).get()));
@@ -162,6 +163,10 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
                 acc[kConnectSeconds].add(b, c->connect_seconds);
                 acc[kConnectFailures].add(b, static_cast<double>(c->connect_failures.get()));
                 acc[kReused].add(b, static_cast<double>(c->reused.get()));
+                if (!http.empty())  // a config with an http listener: every backend's series
+                    for (std::size_t i = 0; i < kHttpClassCount; ++i)
+                        acc[kBackendHttp].add({{"backend", name}, {"class", kClasses[i]}},
+                                              static_cast<double>(c->http_responses.at(i).get()));
                 acc[kQueueLength].add(b, static_cast<double>(c->queued.get()));
                 acc[kQueueWait].add(b, c->queue_wait_seconds);
                 for (std::size_t i = 0; i < kAdmissionCount; ++i)

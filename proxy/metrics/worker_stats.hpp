@@ -57,6 +57,7 @@ public:
         LocalHistogram connect_seconds;
         LocalCounter connect_failures;
         LocalCounter reused;  // HTTP requests sent on an idle pooled connection
+        CountersBy<HttpClass, kHttpClassCount> http_responses;  // HTTP: the backend's answers
         LocalHistogram queue_wait_seconds;
         LocalGauge queued;
         CountersBy<Admission, kAdmissionCount> admission_refusals;

@@ -63,6 +63,7 @@ struct Relayed {
     Step step = Step::More;
     std::size_t used = 0;  // Done: bytes of the input that were the response's (the rest is stray)
     metrics::LocalGauge* held = nullptr;  // Upgraded: incremented; the session decrements it at its end
+    int status = 0;        // a response head completed in this call: its status (the final one)
     std::string detail;    // Bad: why (logged)
 };
 

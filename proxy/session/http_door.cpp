@@ -180,10 +180,12 @@ void HttpDoor::refused(StreamCondition c, ListenerCell& cell) {
 Relayed HttpDoor::response(std::string_view bytes, const config::BackendConfig& backend, ListenerCell& cell,
                            std::string& out) {
     std::size_t head_part = 0;
+    int status = 0;
     if (!resp_head_done_) {
         Relayed r = response_head(bytes, backend, cell, out);
         if (r.step != Relayed::Step::Done) return r;
         head_part = r.used;  // the rest is body
+        status = r.status;
     }
     std::string_view body = bytes.substr(head_part);
     std::size_t n = resp_body_.feed(body);
@@ -192,6 +194,7 @@ Relayed HttpDoor::response(std::string_view bytes, const config::BackendConfig& 
         captured_.append(body.substr(0, std::min(n, kCaptureBytes - std::min(kCaptureBytes, captured_.size()))));
     }
     Relayed r;
+    r.status = status;
     if (resp_body_.status() == BodyStatus::Reject) {
         r.step = Relayed::Step::Bad;
         r.detail = "response body: " + resp_body_.detail();
@@ -228,6 +231,7 @@ Relayed HttpDoor::response_head(std::string_view bytes, const config::BackendCon
         head = with_response_field(head, ctx_.listener.shard_header,
                                    backend.shard.empty() ? backend.name : backend.shard);
     count_status(h.status, cell);
+    r.status = h.status;
     if (h.status == 101 && websocket_) {
         out += head;
         out.append(bytes.substr(used));

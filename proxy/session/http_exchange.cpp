@@ -16,6 +16,8 @@ void Session::on_response(const char* data, std::size_t len) {
         count(kClient, out.size());
         to_client(out.data(), out.size());
     }
+    if (r.status >= 100 && r.status <= 599)
+        backend_cell_->http_responses[static_cast<metrics::HttpClass>(r.status / 100 - 1)].add();
     switch (r.step) {
         case Relayed::Step::More:
             return;

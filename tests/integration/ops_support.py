@@ -80,6 +80,7 @@ HTTP_FAMILIES = {
     "xmpp_shard_http_responses_total": "counter",
     "xmpp_shard_websocket_sessions_active": "gauge",
     "xmpp_shard_bosh_sessions": "gauge",
+    "xmpp_shard_backend_http_responses_total": "counter",
 }
 ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES, **HTTP_FAMILIES}
 

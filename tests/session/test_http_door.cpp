@@ -219,6 +219,8 @@ TEST_CASE("http door: requests of one keep-alive connection are routed each on i
     CHECK(w.host.idle_pool().idle() == 2);  // both backend connections wait in the pool
     auto* cell = w.host.stats().listener("web");
     CHECK(cell->http_responses[metrics::HttpClass::C2xx].get() == 3);
+    CHECK(b1->http_responses[metrics::HttpClass::C2xx].get() == 2);
+    CHECK(w.host.stats().backend("shard-2")->http_responses[metrics::HttpClass::C2xx].get() == 1);
     CHECK(w.host.live.size() == 1);  // the client connection waits for its next request
     ::close(client);
     REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
