@@ -46,10 +46,10 @@ class Params:
     memory_sessions: tuple = (1000, 4000, 9000)
     # part "web"
     web_fixed_rooms: int = 30        # CPU charts for A-web and F at 300 participants
-    web_ladder: tuple = (20, 30, 40, 50, 60, 80)
+    web_ladder: tuple = (10, 20, 30, 40, 50, 60)
     web_reps: int = 3
     web_scaling: tuple = (1, 3, 4)   # F over N instances (N = 2 is the ladder's F)
-    web_scaling_ladder: tuple = (20, 30, 40, 50, 60, 80)
+    web_scaling_ladder: tuple = (20, 30, 40, 50, 60)
     web_overhead_rounds: int = 2
     web_rate: int = 500
     web_memory_sessions: tuple = (1000, 4000)
@@ -327,7 +327,7 @@ def memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
 # --------------------------------------------------------------------------------------------
 # part "web": room shards of one meeting domain behind xmpp-shard, HAProxy and nginx
 
-WEB_INSTANCES = ("web", "w1", "w2", "w3", "w4", "p1")
+WEB_INSTANCES = ("web", "w1", "w2", "w3", "w4", "wb")
 
 
 def instance_marks(stack: Stack) -> dict:

@@ -213,7 +213,7 @@ def render_web(res: dict) -> str:
     out.append(f"`jitsi` with `--transport websocket` (participants to the http port with ?room=, rooms of "
                f"{prm['room_size']}; the brewery, {prm['bridges']} bridges and the focus, on TCP), "
                f"{prm['web_reps']} interleaved runs per size and topology; F, G, H over the same 2 "
-               f"instances (w1 on core 0, w2 on core 1; the brewery on p1, core 1). Cells: median p99 join ms "
+               f"instances (w1 on core 0, w2 on core 1; the brewery on its own instance wb, not pinned). Cells: median p99 join ms "
                f"(x: a run failed: p99 >= 2 s or an error). Loadgen: BOSH "
                f"{'available' if lgv.get('bosh') else 'not available (WebSocket only)'}, scenario jitsi-web "
                f"{'available' if lgv.get('jitsi-web') else 'not available (jitsi --transport websocket)'}.")
@@ -258,8 +258,8 @@ def render_web(res: dict) -> str:
             for n, k in (row.get("logins_by_instance") or {}).items():
                 tot[n] = tot.get(n, 0) + k
         if tot:
-            allk = sum(v for n, v in tot.items() if n != "p1") or 1
-            rows.append([t, ", ".join(f"{n}: {v} ({100 * v / allk:.0f} %)" if n != "p1" else f"{n} (brewery): {v}"
+            allk = sum(v for n, v in tot.items() if n != "wb") or 1
+            rows.append([t, ", ".join(f"{n}: {v} ({100 * v / allk:.0f} %)" if n != "wb" else f"{n} (brewery): {v}"
                                       for n, v in sorted(tot.items()))])
     if rows:
         out.append("Logins per instance over all storm runs (Prosody's `Authenticated as` lines):")

@@ -12,8 +12,13 @@ With web_shards = N > 0 (part `web`), also the room-sharded topologies of one me
 participants over XMPP over WebSocket (and BOSH) with ?room=:
   web        one Prosody serving everything, mod_websocket + mod_bosh on its http port, core 0 (A-web)
   w1..wN     room shards: each hosts the meeting domain (guest.meet.test, conference.meet.test)
-             with its own http port; pinned to cores 0, 1, 0, 1, ...; the brewery stays on p1
-  proxy      also http listeners web1..webN hashing ?room= over w1..wK (F: K = 2)
+             with its own http port; pinned to cores 0, 1, 0, 1, ...
+  wb         the brewery of F, G, H (auth.meet.test, internal.auth.meet.test), NOT pinned: on
+             2 cores it must share one with a shard; pinned beside w2 it would take half of
+             w2's core (CFS splits a core evenly between two busy processes) and w2, with half
+             of the rooms, would set the storm's p99 (run 20261204-190712 did that)
+  proxy      also http listeners web1..webN hashing ?room= over w1..wK (F: K = 2), and a
+             second XMPP listener "brew" routing auth.meet.test to wb
   haproxy-web, nginx   HAProxy 2.6 (http mode, url_param room, consistent) and nginx (hash
              $arg_room consistent) with one frontend / server block per K (G, H)
 
@@ -149,6 +154,8 @@ class Stack:
             out.append(InstanceSpec(name, free_port(), cpu=cpu, hosts=meeting + extra_hosts,
                                     mucs=[Muc(CONFERENCE)] + extra_mucs, accounts=accts,
                                     modules=["websocket", "bosh"], lua=http_lua(hp)))
+        out.append(InstanceSpec("wb", free_port(), cpu=None, hosts=[VirtualHost(AUTH)], mucs=[Muc(BREWERY)],
+                                accounts=accounts))
         return out
 
     def http_address(self, name: str) -> str:
@@ -182,7 +189,13 @@ class Stack:
         cfg.add_route([STUB_ECHO], ["stub-echo"], name="stub-echo", **xmpp)
         cfg.add_route([STUB_DISCARD], ["stub-discard"], name="stub-discard", **xmpp)
         cfg.add_route(["*"], ["p0", "p1"], name="tenants", balance="hash", **xmpp)
-        # The room shards: one http listener per shard count K, rooms hashed over w1..wK.
+        # The room shards: one http listener per shard count K, rooms hashed over w1..wK; the
+        # brewery of F on its own instance through a second XMPP listener.
+        if self.web_shards:
+            self.ports.setdefault("proxy-brew", free_port())
+            cfg.add_listener("brew", f"127.0.0.1:{self.ports['proxy-brew']}")
+            cfg.add_backend("wb", self.instances["wb"].address)
+            cfg.add_route([AUTH], ["wb"], name="brewery", listeners=["brew"])
         for k in range(1, self.web_shards + 1):
             self.ports.setdefault(f"proxy-web{k}", free_port())
             cfg.add_listener(f"web{k}", f"127.0.0.1:{self.ports[f'proxy-web{k}']}", protocol="http")
@@ -320,8 +333,9 @@ class Stack:
     def web_topology(self, name: str) -> Topology:
         """A-web; F, G, H over K = 2 shards; F1..F4, G1.., H1.. over K shards. Participants
         connect to `server` over WebSocket/BOSH (an http port), the brewery to `brewery_server`
-        (XMPP on TCP): through the proxy's c2s listener for F (auth.meet.test -> p1, as in C),
-        straight to p1 for G and H (an http front does not route XMPP streams)."""
+        (XMPP on TCP) on wb: through the proxy's XMPP listener "brew" for F (routed by domain,
+        auth.meet.test -> wb, as C routes it to p1), straight to wb for G and H (an http front
+        does not route XMPP streams)."""
         if name == "A-web":
             w = self.instances["web"]
             return Topology("A-web", "one Prosody serving everything, participants to its http port",
@@ -330,11 +344,11 @@ class Stack:
         if kind not in "FGH" or not 1 <= k <= self.web_shards:
             raise KeyError(name)
         shards = {f"prosody-{j + 1}": self.instances[f"w{j + 1}"].pid for j in range(k)}
-        shards["brewery"] = self.instances["p1"].pid
-        p1 = self.instances["p1"].address
+        shards["brewery"] = self.instances["wb"].pid
+        p1 = self.instances["wb"].address
         if kind == "F":
             return Topology(name, f"xmpp-shard http listener, rooms hashed over {k} instances",
-                            f"127.0.0.1:{self.ports[f'proxy-web{k}']}", f"127.0.0.1:{self.ports['proxy']}",
+                            f"127.0.0.1:{self.ports[f'proxy-web{k}']}", f"127.0.0.1:{self.ports['proxy-brew']}",
                             {"proxy": self.proxy_proc.pid, **shards})
         front = "haproxy" if kind == "G" else "nginx"
         title = ("HAProxy http mode, url_param room, consistent" if kind == "G"
