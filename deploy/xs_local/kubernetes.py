@@ -54,14 +54,14 @@ def _set_lua(lua: str, name: str, value: str) -> str:
     return re.sub(rf"(?m)^{name} = .*$", lambda m: f"{name} = {value}", lua)
 
 
-def _pod_lua(lua: str, kp: KubePlan, terminate: bool, shard_c2s: bool) -> str:
+def _pod_lua(lua: str, kp: KubePlan, terminate: bool) -> str:
     """The instance's Lua with loopback listeners opened to the pod network and the per-instance
     ports made the pods' common ones; logging to the console (kubectl logs)."""
     trusted = "{ " + ", ".join(f'"{x}"' for x in kp.trusted_proxies) + " }"
     lua = _set_lua(lua, "http_ports", f"{{ {HTTP_PORT} }}")
     lua = _set_lua(lua, "http_interfaces", '{ "*" }')
     lua = _set_lua(lua, "trusted_proxies", trusted)
-    if shard_c2s:
+    if terminate:   # a room shard's (or visitor node's) loopback c2s port for its jicofos
         lua = _set_lua(lua, "c2s_ports", f"{{ {JICOFO_PORT} }}")
         lua = _set_lua(lua, "c2s_interfaces", '{ "*" }')
     extra = ["-- Kubernetes: log to the console (kubectl logs); the proxy's pods connect from the "
@@ -82,7 +82,7 @@ class KubeRender:
     jitsi_files: dict[str, str]     # snippet name -> text (passwords)
     nginx: str = ""
     http_pods: bool = False         # Prosody serves HTTP in the pods
-    shard_c2s: bool = False         # the shards' jicofo c2s port
+    shard_c2s: bool = False         # the jicofo c2s port of the shards (and visitor nodes)
 
 
 def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
@@ -115,7 +115,7 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
         spec.pidfile = DATA_DIR / "prosody.pid"
         spec.certs_dir = Path(plan.certs.dir) if plan.certs.mode == "existing" and plan.certs.dir \
             else Path("/etc/prosody/certs")
-        spec.lua = _pod_lua(spec.lua, kp, tls.terminate, shard_c2s and k < jp.shards)
+        spec.lua = _pod_lua(spec.lua, kp, tls.terminate)
         http_pods = http_pods or "http_ports = " in spec.lua
         text = ProsodyInstance(spec, Path(PROSODY_DIR)).render()
         text = text.replace(f"Prosody instance {spec.name!r},",
@@ -137,11 +137,14 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
         host, _, port = str(l["bind"]).rpartition(":")
         l["bind"] = f"0.0.0.0:{port}"
     names = [s.name for s in layout.instances]
-    for b in cfg.backends:
-        if b["name"].endswith("-http") and b["name"][:-5] in names[: (jp.shards or 0) if jp else 0]:
+    for b in cfg.backends:       # an instance's XMPP port, or NAME-http: its HTTP port
+        if b["name"] in names:
+            b["address"] = f"{backend_host(kp, names.index(b['name']))}:{XMPP_PORT}"
+        elif b["name"].endswith("-http") and b["name"][:-5] in names:
             b["address"] = f"{backend_host(kp, names.index(b['name'][:-5]))}:{HTTP_PORT}"
         else:
-            b["address"] = f"{backend_host(kp, names.index(b['name']))}:{XMPP_PORT}"
+            raise PlanError(f"{plan_label(plan)}: the proxy's backend {b['name']!r} is no "
+                            f"instance's: the Kubernetes target cannot place it")
 
     jfiles: dict[str, str] = {}
     nginx = ""
@@ -152,9 +155,15 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
                             tls.components_verify_certificates)
         pw = layout.password
         if jl.shards:
+            vnodes = {jp.vnode(v): i for v, i in enumerate(getattr(jl, "visitors", []))}
             for sj in jitsi.shard_jicofos(jl, layout.instances):
                 sj.client = jitsi.Endpoint(backend_host(kp, sj.index),
                                            JICOFO_PORT if shard_c2s else XMPP_PORT, False, False)
+                # [jitsi] visitors: this shard's nodes, reached like the shard itself
+                sj.visitors = [(node, jitsi.Endpoint(backend_host(kp, vnodes[node]),
+                                                     JICOFO_PORT if shard_c2s else XMPP_PORT,
+                                                     False, False))
+                               for node, _ep in getattr(sj, "visitors", [])]
                 jfiles[f"jicofo-{sj.unit}.conf"] = jitsi.jicofo_conf(jl, sj.side, ep, pw, src, shard=sj)
             nginx = jitsi.nginx_snippet(jp, src, proxy_host(kp) if tls.terminate else None)
             nginx = nginx.replace(f"http://127.0.0.1:{jp.http_port}",

@@ -60,10 +60,14 @@ def plan_text(name: str) -> str:
                 .replace("bridges = 2", 'bridges = 2\ntenants = ["team.test"]'))
     if name == "rooms-2-pod":          # backends by pod DNS name (headless Service)
         return text + '\n[kubernetes]\nbackends = "pod"\nnamespace = "jitsi"\n'
+    if name == "rooms-2-vis":          # three Jitsi visitor nodes, TLS at the proxy
+        return (text.replace("instances = 3\n", "instances = 6\n")
+                .replace("\nshards = 2\n", "\nshards = 2\nvisitors = 3\n")
+                .replace("[backends]", '[certs]\nmode = "ca"\n\n[backends]'))
     raise KeyError(name)
 
 
-VARIANTS = ["local", "rooms-2", "rooms-2-tls", "rooms-2-pod"]
+VARIANTS = ["local", "rooms-2", "rooms-2-tls", "rooms-2-pod", "rooms-2-vis"]
 
 
 @pytest.fixture
@@ -348,7 +352,7 @@ def test_a_plan_with_a_kubernetes_table_still_generates_for_systemd(base):
     assert not (base / "o" / "proxy-deployment.yaml").exists()
 
 
-@pytest.mark.parametrize("name", ["local", "rooms-2", "rooms-2-tls"])
+@pytest.mark.parametrize("name", ["local", "rooms-2", "rooms-2-tls", "rooms-2-vis"])
 def test_the_pods_prosody_configs_pass_prosodyctl_check_config(base, name):
     if not shutil.which("prosodyctl"):
         pytest.fail("prosodyctl not found: run scripts/setup.sh (Debian's prosody)", pytrace=False)
@@ -485,3 +489,34 @@ def test_two_proxy_pods_with_the_configmap_agree_with_where(base, proxy_bin):
     for room, line in zip(rooms, w.stdout.splitlines()):
         assert line.startswith(f"{room.lower()}: {got[0][room]} "), (line, got[0][room])
     assert set(got[0].values()) == {"shard-a", "shard-b"}, got[0]
+
+
+def test_jicofos_reach_their_shard_and_visitor_nodes_by_pod_service(base):
+    """tls = "terminate" with [jitsi] visitors: each shard's jicofo logs in on its shard's and
+    its visitor nodes' jicofo port (5223, plaintext, the auth domain only) through their pod
+    Services; the proxy's vnode backends are the nodes' HTTP ports."""
+    _plan, out = generate(base, "rooms-2-vis")
+    docs = read_docs(base, out)
+    sts = find(docs, "StatefulSet", "prosody")
+    assert sts["spec"]["replicas"] == 6
+    ports = sts["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert [(p["name"], p["containerPort"]) for p in ports] == [
+        ("xmpp-client", 5222), ("http", 5280), ("jicofo-c2s", 5223)]
+    snippets = find(docs, "Secret", "jitsi-snippets")["stringData"]
+    conf = snippets["jicofo-shard-a.conf"]
+    hosts = re.findall(r'hostname = "([^"]+)"\n\s+port = (\d+)', conf)
+    assert ("prosody-0.xmpp-shard.svc.cluster.local", "5223") in hosts       # its shard
+    assert ("xmpp-shard.xmpp-shard.svc.cluster.local", "5222") in hosts      # the proxy
+    visitors = [h for h in hosts if h[0] not in ("prosody-0.xmpp-shard.svc.cluster.local",
+                                                "xmpp-shard.xmpp-shard.svc.cluster.local")]
+    assert visitors and all(re.fullmatch(r"prosody-[345]\.xmpp-shard\.svc\.cluster\.local", h)
+                            and p == "5223" for h, p in visitors), hosts
+    assert "127.0.0.1" not in "".join(snippets.values())
+    toml = tomllib.loads(find(docs, "ConfigMap", "xmpp-shard-proxy-config")["data"]["proxy.toml"])
+    addr = {b["name"]: b["address"] for b in toml["backend"]}
+    for v in (1, 2, 3):
+        assert addr[f"prosody-v{v}"] == f"prosody-{2 + v}.xmpp-shard.svc.cluster.local:5222"
+        assert addr[f"prosody-v{v}-http"] == f"prosody-{2 + v}.xmpp-shard.svc.cluster.local:5280"
+    cfgs = find(docs, "ConfigMap", "prosody-config")["data"]
+    assert "'prosody-v1' (pod prosody-3)" in cfgs["prosody-3.cfg.lua"]
+    assert "c2s_ports = { 5223 }" in cfgs["prosody-3.cfg.lua"]
