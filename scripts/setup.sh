@@ -22,14 +22,18 @@ done
 
 # npm: Debian's package, unless the installed nodejs bundles npm itself (and conflicts with it).
 command -v npm >/dev/null 2>&1 || dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q 'install ok installed' || missing+=(npm)
-web_deps() {  # tests/web's npm packages (strophe.js & co.): npm ci when missing or the lock changed
-  local web stamp sum
-  web="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/web"
-  stamp="$web/node_modules/.xs-lock.sha256"
-  sum="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+npm_deps() {  # DIR WHAT: a test's npm packages, npm ci when missing or the lock changed
+  local dir stamp sum
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$1"
+  stamp="$dir/node_modules/.xs-lock.sha256"
+  sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
-  { npm ci --prefix "$web" --no-audit --no-fund --loglevel=error && echo "$sum" >"$stamp"; } ||
-    echo "setup: npm ci in $web failed: test_http_front.py cannot run" >&2
+  { npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error && echo "$sum" >"$stamp"; } ||
+    echo "setup: npm ci in $dir failed: $2 cannot run" >&2
+}
+web_deps() {
+  npm_deps tests/web "test_http_front.py (strophe.js & co.)"
+  npm_deps tests/k8s "test_deploy_kubernetes.py (kubernetes-models)"
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
