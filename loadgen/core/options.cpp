@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -58,6 +59,45 @@ std::string to_auth(const std::string& v, AuthMode& out) {
     return "";
 }
 
+bool to_transport(const std::string& v, TransportKind& out) {
+    if (v == "tcp") out = TransportKind::Tcp;
+    else if (v == "websocket" || v == "ws") out = TransportKind::WebSocket;
+    else if (v == "bosh") out = TransportKind::Bosh;
+    else return false;
+    return true;
+}
+
+std::string to_path(const std::string& v, std::string& out) {
+    if (v.empty() || v.front() != '/' || v.find_first_of(" \t\r\n") != std::string::npos)
+        return "expected a path starting with /";
+    out = v;
+    return "";
+}
+
+std::vector<std::string> split_list(const std::string& v);
+
+// websocket=90,bosh=10: HTTP transports only (they share --server); weights 0..10000, some > 0.
+std::string to_mix(const std::string& v, std::vector<std::pair<TransportKind, int>>& out) {
+    out.clear();
+    int total = 0;
+    for (const std::string& item : split_list(v)) {
+        auto eq = item.find('=');
+        TransportKind k;
+        int w = 0;
+        if (eq == std::string::npos || !to_transport(item.substr(0, eq), k) ||
+            !to_int(item.substr(eq + 1), w, 0, 10000).empty())
+            return "expected TRANSPORT=WEIGHT[,...], e.g. websocket=90,bosh=10 (weights 0..10000)";
+        if (k == TransportKind::Tcp)
+            return "tcp cannot be mixed with websocket/bosh (they share --server, an HTTP port)";
+        for (const auto& [have, _] : out)
+            if (have == k) return std::string("transport ") + transport_name(k) + " given twice";
+        out.emplace_back(k, w);
+        total += w;
+    }
+    if (total <= 0) return "no transport with a weight above 0";
+    return "";
+}
+
 std::vector<std::string> split_list(const std::string& v) {
     std::vector<std::string> out;
     std::size_t i = 0;
@@ -78,15 +118,16 @@ std::vector<std::string> split_list(const std::string& v) {
 
 const std::vector<Spec>& specs() {
     static const std::vector<Spec> s = {
-        {"server", "HOST:PORT", "where clients connect (default 127.0.0.1:5222)",
+        {"server", "HOST:PORT", "where clients connect (default 127.0.0.1:5222; jitsi-web :5280)",
          [](Options& o, const std::string& v) {
              std::string h;
              int p;
              if (!split_host_port(v, h, p)) return std::string("expected HOST:PORT");
              o.server = v;
+             o.server_given = true;
              return std::string();
          }},
-        {"brewery-server", "HOST:PORT", "where bridges and focus connect (default: --server)",
+        {"brewery-server", "HOST:PORT", "where bridges and focus connect (default: --server; jitsi-web :5222)",
          [](Options& o, const std::string& v) {
              std::string h;
              int p;
@@ -100,23 +141,23 @@ const std::vector<Spec>& specs() {
              return o.sources.empty() ? std::string("empty list") : std::string();
          }},
         {"starttls", nullptr, "negotiate STARTTLS (OpenSSL, certificate not verified)", FLAG(starttls)},
-        {"transport", "tcp|websocket", "participants' and sessions' transport (default tcp)",
+        {"transport", "tcp|websocket|bosh", "participants' and sessions' transport (default tcp)",
          [](Options& o, const std::string& v) {
-             if (v == "tcp") o.transport = TransportKind::Tcp;
-             else if (v == "websocket" || v == "ws") o.transport = TransportKind::WebSocket;
-             else return std::string("expected tcp or websocket");
-             return std::string();
+             o.transport_given = true;
+             return to_transport(v, o.transport) ? std::string() : std::string("expected tcp, websocket or bosh");
          }},
+        {"transport-mix", "T=W[,T=W...]", "spread participants/sessions over websocket and bosh by weight",
+         [](Options& o, const std::string& v) { return to_mix(v, o.transport_mix); }},
         {"ws-path", "PATH", "websocket: request path (default /xmpp-websocket)",
-         [](Options& o, const std::string& v) {
-             if (v.empty() || v.front() != '/' || v.find_first_of(" \t\r\n") != std::string::npos)
-                 return std::string("expected a path starting with /");
-             o.ws_path = v;
-             return std::string();
-         }},
-        {"ws-host", "HOST", "websocket: Host header (default: the client's domain)", STR(ws_host)},
-        {"ws-room-param", "NAME", "websocket: query parameter carrying the room (default room; empty: none)",
-         STR(ws_room_param)},
+         [](Options& o, const std::string& v) { return to_path(v, o.ws_path); }},
+        {"bosh-path", "PATH", "bosh: request path (default /http-bind)",
+         [](Options& o, const std::string& v) { return to_path(v, o.bosh_path); }},
+        {"bosh-wait", "S", "bosh: wait='' of the session request, seconds (default 60)", INT(bosh_wait, 1, 3600)},
+        {"http-host", "HOST", "websocket/bosh: Host header (default: the client's domain)", STR(http_host)},
+        {"ws-host", "HOST", "the same as --http-host", STR(http_host)},
+        {"room-param", "NAME", "websocket/bosh: query parameter carrying the room (default room; empty: none)",
+         STR(room_param)},
+        {"ws-room-param", "NAME", "the same as --room-param", STR(room_param)},
         {"domain", "D[,D...]", "client domains; rooms are spread over them (default meet.test)",
          [](Options& o, const std::string& v) {
              o.domains = split_list(v);
@@ -195,12 +236,55 @@ const std::vector<Spec>& specs() {
 #undef SIZE
 #undef FLAG
 
-const std::set<std::string> kScenarios = {"join-storm", "brewery", "jitsi", "steady", "churn"};
+const std::set<std::string> kScenarios = {"join-storm", "brewery", "jitsi", "jitsi-web", "steady", "churn"};
+constexpr const char* kScenarioList = "join-storm, brewery, jitsi, jitsi-web, steady, churn";
 
 }  // namespace
 
 const char* transport_name(TransportKind t) {
-    return t == TransportKind::WebSocket ? "websocket" : "tcp";
+    switch (t) {
+        case TransportKind::Tcp: return "tcp";
+        case TransportKind::WebSocket: return "websocket";
+        case TransportKind::Bosh: return "bosh";
+    }
+    return "?";
+}
+
+std::vector<TransportKind> transport_cycle(const Options& o) {
+    if (o.transport_mix.empty()) return {o.transport};
+    int g = 0;
+    for (const auto& kw : o.transport_mix) g = std::gcd(g, kw.second);
+    std::vector<int> w;
+    int total = 0;
+    for (const auto& kw : o.transport_mix) {
+        w.push_back(kw.second / g);
+        total += w.back();
+    }
+    std::vector<int> cur(w.size(), 0);
+    std::vector<TransportKind> cycle;
+    cycle.reserve(static_cast<std::size_t>(total));
+    for (int step = 0; step < total; ++step) {
+        std::size_t best = 0;
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            cur[i] += w[i];
+            if (cur[i] > cur[best]) best = i;
+        }
+        cur[best] -= total;
+        cycle.push_back(o.transport_mix[best].first);
+    }
+    return cycle;
+}
+
+std::string transport_setting(const Options& o) {
+    if (o.transport_mix.empty()) return transport_name(o.transport);
+    std::string s;
+    for (const auto& [k, w] : o.transport_mix)
+        s += (s.empty() ? "" : ",") + std::string(transport_name(k)) + "=" + std::to_string(w);
+    return s;
+}
+
+bool http_clients(const Options& o) {
+    return !o.transport_mix.empty() || o.transport != TransportKind::Tcp;
 }
 
 const char* auth_mode_name(AuthMode m) {
@@ -240,8 +324,7 @@ ParseResult parse_options(const std::vector<std::string>& args) {
             positional = true;
             if (!first) r.errors.push_back("unexpected argument '" + a + "'");
             else if (!kScenarios.count(a))
-                r.errors.push_back("unknown scenario '" + a +
-                                   "' (join-storm, brewery, jitsi, steady, churn)");
+                r.errors.push_back("unknown scenario '" + a + "' (" + kScenarioList + ")");
             else r.opts.scenario = a;
             continue;
         }
@@ -274,23 +357,34 @@ ParseResult parse_options(const std::vector<std::string>& args) {
     }
     if (r.help || r.version) return r;
     Options& o = r.opts;
-    if (!positional) r.errors.push_back("no scenario given (join-storm, brewery, jitsi, steady, churn)");
-    if (o.transport == TransportKind::WebSocket && o.brewery_server.empty() &&
-        (o.scenario == "brewery" || o.scenario == "jitsi"))
-        r.errors.push_back("--transport websocket: bridges and the focus use TCP; give their c2s port "
+    if (!positional) r.errors.push_back(std::string("no scenario given (") + kScenarioList + ")");
+    if (o.transport_given && !o.transport_mix.empty())
+        r.errors.push_back("give --transport or --transport-mix, not both");
+    if (o.scenario == "jitsi-web") {
+        // jitsi with Jitsi Meet's web participants: HTTP (the proxy's http listener, or
+        // Prosody's http_ports) for them, c2s for the bridges and the focus.
+        if (!o.server_given) o.server = "127.0.0.1:5280";
+        if (o.brewery_server.empty()) o.brewery_server = "127.0.0.1:5222";
+        if (!o.transport_given && o.transport_mix.empty()) o.transport = TransportKind::WebSocket;
+        if (!http_clients(o))
+            r.errors.push_back("jitsi-web: participants use websocket or bosh (--transport, --transport-mix)");
+        if (o.domains.size() != 1) r.errors.push_back("jitsi-web: one meeting --domain");
+    }
+    if (http_clients(o) && o.brewery_server.empty() && (o.scenario == "brewery" || o.scenario == "jitsi"))
+        r.errors.push_back("--transport websocket/bosh: bridges and the focus use TCP; give their c2s port "
                            "with --brewery-server");
     if (o.brewery_server.empty()) o.brewery_server = o.server;
     if ((o.auth == AuthMode::Plain || o.auth == AuthMode::Scram) && o.user.empty())
         r.errors.push_back("--auth plain/scram needs --user");
-    if (o.transport == TransportKind::WebSocket && o.starttls)
-        r.errors.push_back("--starttls is for --transport tcp (no wss:// yet)");
+    if (http_clients(o) && o.starttls)
+        r.errors.push_back("--starttls is for --transport tcp (no wss:// or https:// yet)");
     return r;
 }
 
 std::string usage() {
     std::ostringstream os;
     os << "usage: xmpp-shard-loadgen SCENARIO [options]\n"
-          "scenarios: join-storm | brewery | jitsi | steady | churn (see loadgen/README.md)\n\n";
+          "scenarios: join-storm | brewery | jitsi | jitsi-web | steady | churn (see loadgen/README.md)\n\n";
     for (const Spec& s : specs()) {
         std::string left = std::string("  --") + s.name + (s.arg ? std::string(" ") + s.arg : "");
         os << left;

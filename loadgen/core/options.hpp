@@ -10,20 +10,26 @@
 namespace xs::loadgen {
 
 enum class AuthMode { Auto, Plain, Scram, Anonymous, None };
-enum class TransportKind { Tcp, WebSocket };
+enum class TransportKind { Tcp, WebSocket, Bosh };
 
 struct Options {
-    std::string scenario;  // join-storm | brewery | jitsi | steady | churn
+    std::string scenario;  // join-storm | brewery | jitsi | jitsi-web | steady | churn
 
     // Where and how clients connect.
     std::string server = "127.0.0.1:5222";
+    bool server_given = false;             // jitsi-web defaults it to the HTTP port
     std::string brewery_server;            // default: server
     std::vector<std::string> sources;      // local addresses to bind, round robin
     bool starttls = false;
     TransportKind transport = TransportKind::Tcp;  // of participants and steady/churn sessions
+    bool transport_given = false;
+    // --transport-mix: participants/sessions spread over these (weight each), see transport_cycle
+    std::vector<std::pair<TransportKind, int>> transport_mix;
     std::string ws_path = "/xmpp-websocket";
-    std::string ws_host;                   // Host header; default: the client's domain
-    std::string ws_room_param = "room";    // ?room=<room name> on a room's participants
+    std::string bosh_path = "/http-bind";
+    int bosh_wait = 60;                    // the session creation's wait='' (seconds)
+    std::string http_host;                 // Host header (WebSocket, BOSH); default: the domain
+    std::string room_param = "room";       // ?room=<room name> on a room's participants
     std::vector<std::string> domains = {"meet.test"};   // rooms spread over these, round robin
     std::string muc = "conference.{domain}";
     std::string user;                      // template with {i}; empty: anonymous
@@ -91,6 +97,14 @@ ParseResult parse_options(const std::vector<std::string>& args);
 std::string usage();
 const char* auth_mode_name(AuthMode m);
 const char* transport_name(TransportKind t);
+// The transport of participant/session number i is cycle[i % cycle.size()]: --transport alone,
+// or the --transport-mix weights interleaved (smooth weighted round robin over the weights
+// divided by their gcd, so websocket=90,bosh=10 gives one BOSH client in every 10).
+std::vector<TransportKind> transport_cycle(const Options& o);
+// "websocket", or the mix as given, e.g. "websocket=90,bosh=10".
+std::string transport_setting(const Options& o);
+// Participants/sessions speak HTTP (WebSocket or BOSH), so the brewery needs its own TCP port.
+bool http_clients(const Options& o);
 
 // "HOST:PORT" -> host and port; false if malformed.
 bool split_host_port(const std::string& s, std::string& host, int& port);

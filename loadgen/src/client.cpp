@@ -8,12 +8,6 @@ namespace xs::loadgen {
 
 namespace ns = stanzas;
 
-struct Client::WriteReq {
-    uv_write_t req;
-    Client* client;
-    std::string data;
-};
-
 Client::Client(Env& env, ClientOwner& owner, LoginSpec spec, std::size_t index)
     : env_(env), owner_(owner), spec_(std::move(spec)), index_(index) {}
 
@@ -29,24 +23,36 @@ void Client::start() {
     scram_.reset();
     parser_.reset();
     transport_ = make_transport(spec_.transport);
+    links_.assign(transport_->links(), nullptr);
     t_start_us = now_us();
     t_connected_us = t_ready_us = 0;
-    uv_tcp_init(env_.loop, &tcp_);
+    connections = 0;
     uv_timer_init(env_.loop, &timer_);
-    tcp_.data = this;
     timer_.data = this;
     handles_open_ = true;
-    uv_tcp_nodelay(&tcp_, 1);
-    if (!env_.sources.empty()) {
-        const sockaddr_storage& src = env_.sources[env_.next_source++ % env_.sources.size()];
-        int r = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&src), 0);
-        if (r < 0) return fail(std::string("connect:") + uv_err_name(r), "bind to source address");
-    }
-    connect_req_.data = this;
-    int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&spec_.server),
-                           on_connect);
-    if (r < 0) return fail(std::string("connect:") + uv_err_name(r), uv_strerror(r));
+    if (!open_link(0)) return;
     arm_timer(spec_.connect_timeout);
+}
+
+bool Client::open_link(std::size_t k) {
+    auto* l = new Link(env_.loop, *this, k);
+    links_[k] = l;
+    ++connections;
+    const sockaddr* src = nullptr;
+    if (!env_.sources.empty())
+        src = reinterpret_cast<const sockaddr*>(&env_.sources[env_.next_source++ % env_.sources.size()]);
+    std::string kind, detail;
+    if (l->connect(reinterpret_cast<const sockaddr*>(&spec_.server), src, kind, detail)) return true;
+    fail(kind, detail);
+    return false;
+}
+
+void Client::close_link(std::size_t k) {
+    Link* l = links_[k];
+    if (!l) return;
+    links_[k] = nullptr;
+    ++closes_pending_;
+    l->close();
 }
 
 void Client::arm_timer(double seconds) {
@@ -63,57 +69,81 @@ void Client::on_timer(uv_timer_t* t) {
     }
 }
 
-void Client::on_connect(uv_connect_t* req, int status) {
-    auto* c = static_cast<Client*>(req->data);
-    if (c->state_ != State::Connecting) return;  // aborted meanwhile
-    if (status < 0) return c->fail(std::string("connect:") + uv_err_name(status), uv_strerror(status));
-    c->t_connected_us = now_us();
-    c->state_ = State::Negotiating;
-    c->arm_timer(c->spec_.login_timeout);
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), on_alloc, on_read);
-    std::string hs = c->transport_->handshake();
-    if (hs.empty()) return c->open_stream();
-    c->bytes_out += hs.size();
-    c->write_raw(hs);
+void Client::link_connected(Link& l) {
+    if (state_ == State::Connecting && l.id() == 0) {
+        t_connected_us = now_us();
+        state_ = State::Negotiating;
+        arm_timer(spec_.login_timeout);
+    }
+    after(transport_->connected(l.id()), nullptr);
 }
 
-void Client::open_stream() { send(transport_->stream_open(spec_.domain)); }
-
-void Client::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-    auto* c = static_cast<Client*>(h->data);
-    *buf = uv_buf_init(c->env_.read_buf, sizeof c->env_.read_buf);
+void Client::open_stream() {
+    transport_->open(spec_.domain);
+    drain();
 }
 
-void Client::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-    auto* c = static_cast<Client*>(s->data);
-    if (n == 0 || c->state_ == State::Closed) return;
-    if (n < 0) {
-        if (n == UV_EOF) return c->peer_closed("EOF");
-        return c->fail(std::string("closed:") + uv_err_name(static_cast<int>(n)), "read error");
+uv_buf_t Client::link_buffer() { return uv_buf_init(env_.read_buf, sizeof env_.read_buf); }
+
+void Client::link_read(Link& l, const char* data, std::size_t len) {
+    if (state_ == State::Closed || !handles_open_) return;
+    bytes_in += len;
+    if (l.id() == 0 && tls_) {
+        bool was_done = tls_->handshake_done();
+        plain_.clear();
+        if (tls_->feed(data, len, plain_) != TlsSession::Status::Ok) return fail("tls", tls_->error());
+        flush_tls();
+        if (!was_done && tls_->handshake_done()) open_stream();
+        if (plain_.empty() || !handles_open_) return;
+        data = plain_.data();
+        len = plain_.size();
     }
-    auto len = static_cast<std::size_t>(n);
-    c->bytes_in += len;
-    const char* data = buf->base;
-    if (c->tls_) {
-        bool was_done = c->tls_->handshake_done();
-        c->plain_.clear();
-        if (c->tls_->feed(buf->base, len, c->plain_) != TlsSession::Status::Ok)
-            return c->fail("tls", c->tls_->error());
-        c->flush_tls();
-        if (!was_done && c->tls_->handshake_done()) c->open_stream();
-        if (c->plain_.empty()) return;
-        data = c->plain_.data();
-        len = c->plain_.size();
+    after(transport_->input(l.id(), data, len, parser_), nullptr);
+}
+
+// A transport that cannot do without the connection (TCP, WebSocket) answers Ended: the peer
+// closed the stream, or a read error ended it. BOSH carries on with a new connection.
+void Client::link_eof(Link& l, int error) {
+    close_link(l.id());
+    if (!handles_open_) return;
+    Transport::In in = transport_->eof(l.id(), parser_);
+    if (in == Transport::In::Ended && error)
+        return fail(std::string("closed:") + uv_err_name(error), "read error");
+    after(in, "EOF");
+}
+
+void Client::link_failed(Link&, const std::string& kind, const std::string& detail) { fail(kind, detail); }
+
+void Client::link_gone(Link&) { handle_gone(); }
+
+// What follows every call into the transport: its writes and closes, the stream opening it
+// asked for, the stanzas it parsed, then its verdict (the stanzas first: a <stream:error> in a
+// BOSH terminate names the condition better than the terminate).
+void Client::after(Transport::In in, const char* eof_how) {
+    drain();
+    if (!handles_open_) return;
+    if (in == Transport::In::Established) open_stream();
+    if (!handles_open_) return;
+    pump();
+    if (!handles_open_) return;
+    if (in == Transport::In::Error) return fail(transport_->error_kind(), transport_->error());
+    if (in == Transport::In::Ended) return peer_closed(eof_how ? eof_how : "EOF");
+    if (transport_->peer_closed()) peer_closed(transport_->name());
+}
+
+void Client::drain() {
+    auto& outs = transport_->out();
+    for (std::size_t k = 0; k < outs.size() && handles_open_; ++k) {
+        Transport::LinkOut& o = outs[k];
+        if (o.close) {
+            o.close = false;
+            close_link(k);
+        }
+        if (!o.bytes.empty()) {
+            write_link(k, o.bytes);
+            o.bytes.clear();
+        }
     }
-    std::string reply;
-    Transport::In in = c->transport_->input(data, len, c->parser_, reply);
-    if (!reply.empty()) c->write_wire(reply);
-    if (!c->handles_open_) return;
-    if (in == Transport::In::Error)
-        return c->fail(c->transport_->error_kind(), c->transport_->error());
-    if (in == Transport::In::Established) c->open_stream();
-    c->pump();
-    if (c->transport_->peer_closed() && c->handles_open_) c->peer_closed("websocket close");
 }
 
 void Client::pump() {
@@ -267,53 +297,33 @@ void Client::become_ready() {
 
 void Client::send(std::string_view data) {
     if (state_ != State::Negotiating && state_ != State::Ready && state_ != State::Closing) return;
-    std::string_view wire = transport_->wrap(data);
-    bytes_out += wire.size();
-    write_wire(wire);
+    if (!handles_open_) return;
+    transport_->send(data);
+    drain();
 }
 
-void Client::write_wire(std::string_view data) {
-    if (tls_ && tls_->handshake_done()) {
+void Client::write_link(std::size_t k, std::string_view data) {
+    bytes_out += data.size();
+    if (k == 0 && tls_ && tls_->handshake_done()) {
         if (tls_->write(data) != TlsSession::Status::Ok) return fail("tls", tls_->error());
         return flush_tls();
     }
-    write_raw(data);
+    if (!links_[k] && !open_link(k)) return;
+    links_[k]->write(data);
 }
 
 void Client::flush_tls() {
     std::string out = tls_->take_output();
-    if (!out.empty()) write_raw(out);
-}
-
-void Client::write_raw(std::string_view data) {
-    auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
-    uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-    int r = uv_try_write(s, &b, 1);
-    if (r == static_cast<int>(data.size())) return;
-    if (r > 0) data.remove_prefix(static_cast<std::size_t>(r));
-    else if (r != UV_EAGAIN) return fail(std::string("closed:") + uv_err_name(r), "write failed");
-    auto* w = new WriteReq{{}, this, std::string(data)};
-    w->req.data = w;
-    uv_buf_t wb = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    r = uv_write(&w->req, s, &wb, 1, on_write);
-    if (r < 0) {
-        delete w;
-        fail(std::string("closed:") + uv_err_name(r), "write failed");
-    }
-}
-
-void Client::on_write(uv_write_t* req, int status) {
-    auto* w = static_cast<WriteReq*>(req->data);
-    Client* c = w->client;
-    delete w;
-    if (status < 0 && status != UV_ECANCELED &&
-        (c->state_ == State::Negotiating || c->state_ == State::Ready))
-        c->fail(std::string("closed:") + uv_err_name(status), "write failed");
+    if (out.empty()) return;
+    if (!links_[0] && !open_link(0)) return;
+    links_[0]->write(out);
 }
 
 void Client::close_stream(double linger_s) {
     if (state_ == State::Ready || state_ == State::Negotiating) {
-        send(transport_->stream_close());
+        transport_->close();
+        drain();
+        if (!handles_open_) return;
         state_ = State::Closing;
         arm_timer(linger_s);
     } else if (state_ == State::Connecting) {
@@ -338,18 +348,19 @@ void Client::abort() {
     if (!handles_open_) return;
     handles_open_ = false;
     state_ = State::Closing;
-    closes_pending_ = 2;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+    for (std::size_t k = 0; k < links_.size(); ++k) close_link(k);
+    ++closes_pending_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_close);
 }
 
-void Client::on_close(uv_handle_t* h) {
-    auto* c = static_cast<Client*>(h->data);
-    if (--c->closes_pending_ > 0) return;
-    c->state_ = State::Closed;
-    c->tls_.reset();
-    c->parser_.reset();
-    c->owner_.on_closed(*c);
+void Client::on_timer_close(uv_handle_t* h) { static_cast<Client*>(h->data)->handle_gone(); }
+
+void Client::handle_gone() {
+    if (--closes_pending_ > 0 || handles_open_) return;
+    state_ = State::Closed;
+    tls_.reset();
+    parser_.reset();
+    owner_.on_closed(*this);
 }
 
 }  // namespace xs::loadgen

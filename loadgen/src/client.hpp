@@ -1,6 +1,8 @@
-// One simulated XMPP client on the shared libuv loop: TCP connect (from a chosen local
-// address), the transport's handshake (none, or the WebSocket upgrade), stream open, optional STARTTLS (OpenSSL memory BIOs), SASL (PLAIN, SCRAM-SHA-1,
-// ANONYMOUS), resource bind, then stanzas in both directions for the scenario (its owner).
+// One simulated XMPP client on the shared libuv loop: its TCP connection(s) (links: one for TCP
+// and WebSocket, up to two for BOSH, each from a chosen local address), the transport's
+// handshake (none, the WebSocket upgrade, the BOSH session request), stream open, optional
+// STARTTLS (OpenSSL memory BIOs, TCP only), SASL (PLAIN, SCRAM-SHA-1, ANONYMOUS), resource
+// bind, then stanzas in both directions for the scenario (its owner).
 #pragma once
 
 #include <uv.h>
@@ -14,6 +16,7 @@
 #include "core/options.hpp"
 #include "core/sasl.hpp"
 #include "core/xml_stream.hpp"
+#include "link.hpp"
 #include "tls.hpp"
 #include "transport.hpp"
 
@@ -39,7 +42,7 @@ struct LoginSpec {
     std::string resource;
     AuthMode auth = AuthMode::Auto;
     bool starttls = false;
-    TransportSpec transport;  // tcp, or websocket with its request target and Host
+    TransportSpec transport;  // tcp, or websocket/bosh with the request target and Host
     double connect_timeout = 10;
     double login_timeout = 30;
 };
@@ -54,11 +57,11 @@ struct ClientOwner {
     // "connect:ECONNREFUSED", "tls", "auth:not-authorized", "stream:host-unknown", "closed".
     virtual void on_failed(Client& c, const std::string& kind, const std::string& detail) = 0;
     virtual void on_stanza(Client& c, xml::Element& stanza) = 0;
-    // Both handles closed; the client may be started again.
+    // Every handle (connections, timer) closed; the client may be started again.
     virtual void on_closed(Client& c) = 0;
 };
 
-class Client {
+class Client : private Link::Owner {
 public:
     enum class State { Idle, Connecting, Negotiating, Ready, Closing, Closed };
 
@@ -69,8 +72,8 @@ public:
 
     void start();                          // from Idle or Closed
     void send(std::string_view xml);       // Ready (or Closing: flushing the last stanzas)
-    void close_stream(double linger_s = 3);  // </stream:stream>, then close when the peer does
-    void abort();                          // close the socket now
+    void close_stream(double linger_s = 3);  // the transport's close, then close when the peer does
+    void abort();                          // close every connection now
 
     State state() const { return state_; }
     std::size_t index() const { return index_; }
@@ -80,22 +83,31 @@ public:
 
     std::uint64_t t_start_us = 0, t_connected_us = 0, t_ready_us = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0, stanzas_in = 0;
+    std::uint64_t connections = 0;  // TCP connections opened since start() (BOSH reconnects too)
+    std::uint64_t transport_requests() const { return transport_ ? transport_->requests() : 0; }
 
 private:
     enum class Step { Features, Proceed, Handshake, Sasl, Bind, Session };
-    struct WriteReq;
 
-    static void on_connect(uv_connect_t* req, int status);
-    static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf);
-    static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
-    static void on_write(uv_write_t* req, int status);
+    // Link::Owner
+    void link_connected(Link& l) override;
+    void link_read(Link& l, const char* data, std::size_t n) override;
+    void link_eof(Link& l, int error) override;
+    void link_failed(Link& l, const std::string& kind, const std::string& detail) override;
+    void link_gone(Link& l) override;
+    uv_buf_t link_buffer() override;
+
     static void on_timer(uv_timer_t* t);
-    static void on_close(uv_handle_t* h);
+    static void on_timer_close(uv_handle_t* h);
 
     void fail(const std::string& kind, const std::string& detail);
-    void write_raw(std::string_view data);
-    void write_wire(std::string_view data);  // through TLS when it is on
+    bool open_link(std::size_t k);
+    void close_link(std::size_t k);
+    void write_link(std::size_t k, std::string_view data);  // link 0 through TLS when it is on
     void flush_tls();
+    void drain();      // carry out the transport's out()
+    void after(Transport::In in, const char* eof_how);  // drain, open, pump, errors, ends
+    void handle_gone();
     void open_stream();
     void pump();
     void negotiate(xml::Element& st);
@@ -114,10 +126,9 @@ private:
     bool authed_ = false;
     bool need_session_ = false;
     bool handles_open_ = false;
-    int closes_pending_ = 0;
-    uv_tcp_t tcp_{};
+    int closes_pending_ = 0;          // handles (links, the timer) being closed
+    std::vector<Link*> links_;        // per link number: its connection, or nullptr
     uv_timer_t timer_{};
-    uv_connect_t connect_req_{};
     xml::StreamParser parser_;
     std::unique_ptr<TlsSession> tls_;
     std::unique_ptr<Transport> transport_;

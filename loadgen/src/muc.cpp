@@ -1,4 +1,4 @@
-// The MUC scenarios: join-storm, brewery and jitsi (both at once).
+// The MUC scenarios: join-storm, brewery and jitsi/jitsi-web (both at once).
 #include <algorithm>
 #include <cctype>
 
@@ -33,8 +33,8 @@ std::string error_condition(const xml::Element& st) {
 }  // namespace
 
 void Runner::setup_muc() {
-    brewery_ = o_.scenario == "brewery" || o_.scenario == "jitsi";
-    storm_ = o_.scenario == "join-storm" || o_.scenario == "jitsi";
+    brewery_ = o_.scenario == "brewery" || jitsi_;
+    storm_ = o_.scenario == "join-storm" || jitsi_;
     sockaddr_storage server, brewery_server;
     if (!resolve(o_.server, server) || !resolve(o_.brewery_server, brewery_server)) return;
 
@@ -76,7 +76,7 @@ void Runner::setup_muc() {
             s.password = o_.password;
             s.resource = "lg" + std::to_string(p);
             std::string node = lower(prefix_ + "-" + std::to_string(r));
-            s.transport = client_transport(domain, node);
+            s.transport = client_transport(p, domain, node);
             std::size_t i = add_client(Role::Participant, s);
             Actor& a = actors_[i];
             a.room = r;

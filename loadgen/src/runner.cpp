@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/stanzas.hpp"
+#include "core/websocket.hpp"
 
 namespace xs::loadgen {
 
@@ -59,12 +60,21 @@ bool Runner::run() {
     std::string doms;
     for (const auto& d : o_.domains) doms += (doms.empty() ? "" : ",") + d;
     set("auth", std::string(auth_mode_name(o_.auth)) + (o_.starttls ? "+starttls" : ""));
-    set("transport", transport_name(o_.transport));
-    if (o_.transport == TransportKind::WebSocket) {
-        set("ws_path", o_.ws_path);
-        if (!o_.ws_host.empty()) set("ws_host", o_.ws_host);
+    jitsi_ = o_.scenario == "jitsi" || o_.scenario == "jitsi-web";
+    transport_cycle_ = transport_cycle(o_);
+    set("transport", transport_setting(o_));
+    bool ws = false, bosh = false;
+    for (TransportKind k : transport_cycle_) {
+        ws = ws || k == TransportKind::WebSocket;
+        bosh = bosh || k == TransportKind::Bosh;
     }
-    if (o_.scenario == "join-storm" || o_.scenario == "jitsi") {
+    if (ws) set("ws_path", o_.ws_path);
+    if (bosh) {
+        set("bosh_path", o_.bosh_path);
+        set("bosh_wait_s", num(o_.bosh_wait));
+    }
+    if ((ws || bosh) && !o_.http_host.empty()) set("http_host", o_.http_host);
+    if (o_.scenario == "join-storm" || jitsi_) {
         set("domains", doms);
         set("rooms", num(o_.rooms));
         set("room_size", num(o_.room_size));
@@ -74,7 +84,7 @@ bool Runner::run() {
         set("presence_bytes", num(double(o_.presence_bytes)));
         set("join_spread_s", num(o_.join_spread));
     }
-    if (o_.scenario == "brewery" || o_.scenario == "jitsi") {
+    if (o_.scenario == "brewery" || jitsi_) {
         set("brewery_server", o_.brewery_server);
         set("brewery_domain", o_.brewery_domain);
         set("bridges", num(o_.bridges));
@@ -127,16 +137,19 @@ std::size_t Runner::add_client(Role role, LoginSpec spec) {
     actors_.emplace_back();
     actors_.back().role = role;
     report_.counts.add("clients", 1);
+    if (!o_.transport_mix.empty() && (role == Role::Participant || role == Role::Session))
+        report_.counts.add(std::string("clients_") + transport_name(clients_.back()->spec().transport.kind));
     return i;
 }
 
-TransportSpec Runner::client_transport(const std::string& domain, const std::string& room) const {
+TransportSpec Runner::client_transport(std::size_t n, const std::string& domain, const std::string& room) const {
     TransportSpec t;
-    t.kind = o_.transport;
-    if (t.kind == TransportKind::WebSocket) {
-        t.ws_target = ws::with_query(o_.ws_path, o_.ws_room_param, room);
-        t.ws_host = o_.ws_host.empty() ? domain : o_.ws_host;
-    }
+    t.kind = transport_cycle_[n % transport_cycle_.size()];
+    if (t.kind == TransportKind::Tcp) return t;
+    const std::string& path = t.kind == TransportKind::Bosh ? o_.bosh_path : o_.ws_path;
+    t.http_target = ws::with_query(path, o_.room_param, room);
+    t.http_host = o_.http_host.empty() ? domain : o_.http_host;
+    t.bosh_wait = o_.bosh_wait;
     return t;
 }
 
@@ -221,6 +234,8 @@ void Runner::on_ready(Client& c) {
     ++settled_;
     a.ready = true;
     report_.counts.add("logged_in");
+    if (!o_.transport_mix.empty() && (a.role == Role::Participant || a.role == Role::Session))
+        report_.counts.add(std::string("logged_in_") + transport_name(c.spec().transport.kind));
     report_.latency["connect"].add_us(c.t_connected_us - c.t_start_us);
     report_.latency["login"].add_us(c.t_ready_us - c.t_connected_us);
     login_last_us_ = c.t_ready_us;
@@ -262,6 +277,10 @@ void Runner::on_closed(Client& c) {
     Actor& a = actors_[i];
     a.closed = true;
     if (open_clients_) --open_clients_;
+    if (c.spec().transport.kind == TransportKind::Bosh) {  // how often connections were reused
+        report_.counts.add("bosh_requests", c.transport_requests());
+        report_.counts.add("bosh_connections", c.connections);
+    }
     if (o_.scenario == "churn" && !churn_stop_ && phase_ != Phase::Leave && phase_ != Phase::Done) {
         a = Actor{};
         a.role = Role::Session;

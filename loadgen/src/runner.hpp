@@ -4,6 +4,7 @@
 //   join-storm  login all participants -> all join at once -> stay, send messages -> leave
 //   brewery     focus joins -> K bridges join -> stats presences every interval for duration
 //   jitsi       brewery first; once it is steady, the join storm on the client domain(s)
+//   jitsi-web   jitsi with the participants over WebSocket/BOSH (options.cpp sets it up)
 //   steady      log in N sessions (optionally join rooms) -> warmup -> messages at a fixed
 //               rate for duration (rate 0: idle sessions held for duration)
 //   churn       for duration, keep `concurrency` sessions being set up and torn down
@@ -68,9 +69,10 @@ private:
     // runner.cpp
     bool resolve(const std::string& hostport, sockaddr_storage& out);
     std::size_t add_client(Role role, LoginSpec spec);
-    // --transport for a participant or session of `domain`; `room` (the room's node, empty
-    // outside rooms) goes into the WebSocket request's query.
-    TransportSpec client_transport(const std::string& domain, const std::string& room) const;
+    // The transport of participant/session number `n` (--transport, or its turn in
+    // --transport-mix) for `domain`; `room` (the room's node, empty outside rooms) goes into
+    // the WebSocket or BOSH request's query.
+    TransportSpec client_transport(std::size_t n, const std::string& domain, const std::string& room) const;
     void enqueue(std::size_t first, std::size_t count);
     void pace();
     static void on_tick(uv_timer_t* t);
@@ -115,6 +117,8 @@ private:
     std::vector<std::unique_ptr<Client>> clients_;
     std::vector<Actor> actors_;
     std::mt19937_64 rng_;
+    std::vector<TransportKind> transport_cycle_;
+    bool jitsi_ = false;  // jitsi or jitsi-web
     std::string prefix_;
 
     std::uint64_t t0_us_ = 0;

@@ -30,7 +30,7 @@ void Runner::setup_steady() {
             node = prefix_ + "-" + std::to_string(r);
             for (char& ch : node) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         }
-        s.transport = client_transport(domain, node);
+        s.transport = client_transport(i, domain, node);
         std::size_t k = add_client(Role::Session, s);
         if (!churn && o_.to_room) {
             Actor& a = actors_[k];

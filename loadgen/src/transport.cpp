@@ -1,6 +1,7 @@
 #include "transport.hpp"
 
 #include "core/stanzas.hpp"
+#include "core/websocket.hpp"
 
 namespace xs::loadgen {
 
@@ -8,31 +9,31 @@ namespace {
 
 class TcpTransport final : public Transport {
 public:
-    std::string handshake() override { return {}; }
-    In input(const char* data, std::size_t n, xml::StreamParser& parser, std::string&) override {
+    TcpTransport() : Transport(1) {}
+    const char* name() const override { return "tcp"; }
+    In connected(std::size_t) override { return In::Established; }
+    In input(std::size_t, const char* data, std::size_t n, xml::StreamParser& parser) override {
         parser.feed(data, n);
         return In::Ok;
     }
-    std::string stream_open(std::string_view domain) override { return stanzas::stream_header(domain); }
-    std::string stream_close() override { return stanzas::stream_close(); }
-    std::string_view wrap(std::string_view xml) override { return xml; }
+    In eof(std::size_t, xml::StreamParser&) override { return In::Ended; }
+    void open(std::string_view domain) override { out_[0].bytes += stanzas::stream_header(domain); }
+    void close() override { out_[0].bytes += stanzas::stream_close(); }
+    void send(std::string_view xml) override { out_[0].bytes += xml; }
 };
-
-// The stanzas of an RFC 7395 stream reach the parser as if they were in a <stream:stream>:
-// the server's <open/> becomes a stream header, its <close/> the stream's end.
-constexpr std::string_view kSyntheticHeader =
-    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 
 class WebSocketTransport final : public Transport {
 public:
-    explicit WebSocketTransport(const TransportSpec& s) : spec_(s) {}
+    explicit WebSocketTransport(const TransportSpec& s) : Transport(1), spec_(s) {}
+    const char* name() const override { return "websocket"; }
 
-    std::string handshake() override {
+    In connected(std::size_t) override {
         key_ = ws::make_key();
-        return ws::upgrade_request(spec_.ws_target, spec_.ws_host, key_);
+        out_[0].bytes += ws::upgrade_request(spec_.http_target, spec_.http_host, key_);
+        return In::Ok;
     }
 
-    In input(const char* data, std::size_t n, xml::StreamParser& parser, std::string& reply) override {
+    In input(std::size_t, const char* data, std::size_t n, xml::StreamParser& parser) override {
         In result = In::Ok;
         if (!upgraded_) {
             auto r = upgrade_.feed(std::string_view(data, n), key_);
@@ -45,6 +46,7 @@ public:
         } else {
             decoder_.feed(data, n);
         }
+        std::string& reply = out_[0].bytes;
         for (;;) {
             switch (decoder_.next()) {
                 case ws::FrameDecoder::Event::None:
@@ -78,15 +80,15 @@ public:
         }
     }
 
+    In eof(std::size_t, xml::StreamParser&) override { return In::Ended; }
     bool peer_closed() const override { return peer_closed_; }
-    std::string stream_open(std::string_view domain) override { return ws::open_element(domain); }
-    std::string stream_close() override { return ws::close_element(); }
-    std::string_view wrap(std::string_view xml) override {
-        out_ = ws::encode_client_frame(ws::Opcode::Text, ws::with_client_ns(xml));
-        return out_;
-    }
+    void open(std::string_view domain) override { frame(ws::open_element(domain)); }
+    void close() override { frame(ws::close_element()); }
+    void send(std::string_view xml) override { frame(ws::with_client_ns(xml)); }
 
 private:
+    void frame(std::string_view text) { out_[0].bytes += ws::encode_client_frame(ws::Opcode::Text, text); }
+
     TransportSpec spec_;
     std::string key_;
     ws::UpgradeReader upgrade_;
@@ -94,13 +96,16 @@ private:
     bool upgraded_ = false;
     bool peer_closed_ = false;
     bool close_sent_ = false;
-    std::string out_;
 };
 
 }  // namespace
 
 std::unique_ptr<Transport> make_transport(const TransportSpec& spec) {
-    if (spec.kind == TransportKind::WebSocket) return std::make_unique<WebSocketTransport>(spec);
+    switch (spec.kind) {
+        case TransportKind::WebSocket: return std::make_unique<WebSocketTransport>(spec);
+        case TransportKind::Bosh: return make_bosh_transport(spec);
+        case TransportKind::Tcp: break;
+    }
     return std::make_unique<TcpTransport>();
 }
 

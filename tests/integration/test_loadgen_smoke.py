@@ -1,8 +1,9 @@
 """xmpp-shard-loadgen against real Prosody through the proxy: a few dozen clients for a few
 seconds. Checks the report's COUNTS (logins, joins, messages, presences, errors by kind), never
 its timings, and the instances' logs for where the sessions landed. The WebSocket tests
-(--transport websocket) run against http_support.HttpShards (Prosody with mod_websocket) through
-the proxy's `protocol = "http"` listener, which hashes each upgrade's ?room= over the shards.
+(--transport websocket) and the BOSH ones (--transport bosh, --transport-mix, jitsi-web) run
+against http_support.HttpShards (Prosody with mod_websocket and mod_bosh) directly or through the
+proxy's `protocol = "http"` listener, which hashes each request's ?room= over the shards.
 
 Binary: $XS_LOADGEN_BIN, else xmpp-shard-loadgen next to the proxy binary.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -203,12 +206,12 @@ def ws_storm_args(port: int, rooms: int, size: int, *extra: str) -> list[str]:
             "--stay", "1", "--messages", "2", *extra]
 
 
-def check_storm(rep: dict, rooms: int, size: int, msgs: int = 2) -> None:
+def check_storm(rep: dict, rooms: int, size: int, msgs: int = 2, transport: str = "websocket") -> None:
     c = counts(rep)
     parts = rooms * size
     assert rep["errors_total"] == 0, rep["_text"]
     assert not rep["aborted"]
-    assert rep["settings"]["transport"] == "websocket"
+    assert rep["settings"]["transport"] == transport
     assert c["logged_in"] == parts
     assert c["participants_joined"] == parts
     assert c["messages_sent"] == c["messages_echoed"] == parts * msgs
@@ -288,3 +291,210 @@ def test_websocket_steady_messages(ws_shards, proxies, loadgen_bin, tmp_path):
         assert c["logged_in"] == c["sessions_ready"] == 6
         assert c["messages_sent"] > 30
         assert c["messages_echoed"] == c["messages_sent"]
+
+
+# --------------------------------------------------------------------------------------------
+# --transport bosh, --transport-mix and jitsi-web: Prosody's mod_bosh, directly (keep-alive
+# connections) and through the proxy's http listener (which may close after every answer)
+
+def bosh_storm_args(port: int, rooms: int, size: int, *extra: str) -> list[str]:
+    return ["join-storm", "--transport", "bosh", "--server", f"127.0.0.1:{port}",
+            "--domain", hs.MEET, "--muc", hs.MUC, "--rooms", str(rooms), "--room-size", str(size),
+            "--stay", "1", "--messages", "2", *extra]
+
+
+def http_front(ws_shards, proxies) -> int:
+    ws_shards.ensure_running()
+    port = free_port()
+    cfg = ws_shards.proxy_config(DEFAULT_PROXY_OPTS)
+    cfg.listeners.insert(0, {"name": "web", "bind": f"127.0.0.1:{port}", "protocol": "http"})
+    px = proxies.start(cfg)
+    assert px.port == port
+    return port
+
+
+def check_rooms_spread(ws_shards, since: dict, rooms: int, size: int) -> dict:
+    per = {i.name: len(i.authenticated_since(since[i.name])) for i in ws_shards.instances}
+    assert sum(per.values()) == rooms * size, per
+    assert all(n % size == 0 for n in per.values()), per   # whole rooms per instance
+    assert sum(1 for n in per.values() if n) == 2, per      # both shards got rooms
+    return per
+
+
+@pytest.mark.timeout(60)
+def test_bosh_join_storm_direct(ws_shards, loadgen_bin, tmp_path):
+    """Straight at one instance's /http-bind: session creation, SASL ANONYMOUS, restart, bind,
+    MUC join, groupchat, terminate; Prosody keeps the connections alive, so each session gets
+    by with its two."""
+    sh = ws_shards.instances[0]
+    ws_shards.ensure_running()
+    mark = sh.log_mark()
+    rooms, size = 2, 3
+    rep = run_loadgen(loadgen_bin, tmp_path, *bosh_storm_args(sh.http_port, rooms, size))
+    check_storm(rep, rooms, size, transport="bosh")
+    assert len(sh.authenticated_since(mark)) == rooms * size
+    c = counts(rep)
+    assert rep["settings"]["bosh_path"] == "/http-bind"
+    assert c["bosh_connections"] <= 2 * rooms * size, c
+    assert c["bosh_requests"] > c["bosh_connections"], c
+
+
+@pytest.mark.timeout(60)
+def test_bosh_and_a_mix_through_the_http_front(ws_shards, proxies, loadgen_bin, tmp_path):
+    """4 rooms x 3 over BOSH, then the same rooms with two WebSocket participants and one BOSH
+    participant each (--transport-mix websocket=2,bosh=1), through the proxy's http listener:
+    every request carries ?room=, each room meets on one shard, the rooms use both."""
+    port = http_front(ws_shards, proxies)
+    rooms, size = 4, 3
+    since = ws_shards.marks()
+    rep = run_loadgen(loadgen_bin, tmp_path, *bosh_storm_args(port, rooms, size, "--room-prefix", "ws"))
+    check_storm(rep, rooms, size, transport="bosh")
+    check_rooms_spread(ws_shards, since, rooms, size)
+
+    since = ws_shards.marks()
+    args = bosh_storm_args(port, rooms, size, "--room-prefix", "ws")
+    args[1:3] = ["--transport-mix", "websocket=2,bosh=1"]
+    rep = run_loadgen(loadgen_bin, tmp_path, *args)
+    check_storm(rep, rooms, size, transport="websocket=2,bosh=1")
+    c = counts(rep)
+    assert c["clients_websocket"] == c["logged_in_websocket"] == rooms * 2
+    assert c["clients_bosh"] == c["logged_in_bosh"] == rooms
+    check_rooms_spread(ws_shards, since, rooms, size)
+
+
+@pytest.mark.timeout(60)
+def test_jitsi_web_through_the_proxies(cluster, ws_shards, proxies, loadgen_bin, tmp_path):
+    """jitsi-web: the brewery (focus, bridges) over TCP through the c2s proxy, rooms of 10
+    (the default) over WebSocket and BOSH through the http proxy, on one meeting domain."""
+    c2s = proxies.start(cluster.proxy_config())
+    port = http_front(ws_shards, proxies)
+    rooms, size, bridges = 2, 10, 2
+    since = ws_shards.marks()
+    rep = run_loadgen(
+        loadgen_bin, tmp_path, "jitsi-web", "--server", f"127.0.0.1:{port}",
+        "--brewery-server", f"127.0.0.1:{c2s.port}", "--transport-mix", "websocket=90,bosh=10",
+        "--domain", hs.MEET, "--muc", hs.MUC, "--rooms", str(rooms), "--room-prefix", "jw",
+        "--stay", "1", "--messages", "1",
+        "--brewery-domain", AUTH, "--brewery-muc", BREWERY, "--bridges", str(bridges),
+        "--interval", "0.3", "--brewery-auth", "scram",
+        "--bridge-user", "jvb", "--bridge-password", cluster.password(f"jvb@{AUTH}"),
+        "--focus-user", "focus", "--focus-password", cluster.password(f"focus@{AUTH}"))
+    c = counts(rep)
+    parts = rooms * size
+    assert rep["errors_total"] == 0, rep["_text"]
+    assert rep["scenario"] == "jitsi-web"
+    assert rep["settings"]["room_size"] == "10"
+    assert c["logged_in"] == parts + bridges + 1
+    assert c["participants_joined"] == parts
+    assert c["bridges_joined"] == bridges and c["focus_joined"] == 1
+    assert c["clients_bosh"] == c["logged_in_bosh"] == rooms       # one in every 10
+    assert c["clients_websocket"] == c["logged_in_websocket"] == parts - rooms
+    assert c["messages_echoed"] == c["messages_sent"] == parts
+    assert c["groupchat_in"] == parts * (size - 1)
+    assert c["bridge_presences_delivered"] == c["bridge_presences_sent"]
+    per = {i.name: len(i.authenticated_since(since[i.name])) for i in ws_shards.instances}
+    assert sum(per.values()) == parts and all(n % size == 0 for n in per.values()), per
+
+
+class CloseAfterEachAnswer:
+    """An HTTP relay in front of one shard that serves one request per connection, as the
+    proxy's http listener first did: the request goes to the backend with Connection: close,
+    the answer comes back and the client's connection is closed. announce=False strips the
+    answer's Connection header, so the client learns of the close only by the close itself
+    (and may already have written its next request on that connection)."""
+
+    def __init__(self, backend_port: int, announce: bool = True):
+        self.backend_port = backend_port
+        self.announce = announce
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return b""
+            body += chunk
+        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+        return b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + body[:length]
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            request = self._read_request(conn)
+            if not request:
+                return
+            with socket.create_connection(("127.0.0.1", self.backend_port)) as b:
+                b.sendall(request)
+                answer = b""
+                while chunk := b.recv(65536):
+                    answer += chunk
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+            if self.announce:
+                lines.append(b"Connection: close")
+            conn.sendall(b"\r\n".join(lines) + sep + body)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("announce", [True, False], ids=["connection-close", "silent-close"])
+def test_bosh_reconnects_when_the_server_closes_after_each_answer(ws_shards, loadgen_bin, tmp_path,
+                                                                   announce):
+    """Every answer ends its connection: the client opens a new one for each request, and a
+    request written on a connection the server is closing goes again on a new one."""
+    ws_shards.ensure_running()
+    relay = CloseAfterEachAnswer(ws_shards.instances[0].http_port, announce)
+    try:
+        rooms, size = 2, 3
+        rep = run_loadgen(loadgen_bin, tmp_path, *bosh_storm_args(relay.port, rooms, size))
+    finally:
+        relay.close()
+    check_storm(rep, rooms, size, transport="bosh")
+    c = counts(rep)
+    # One connection per request (a resent request takes one more).
+    assert c["bosh_connections"] >= c["bosh_requests"], c
+    assert relay.connections >= c["bosh_requests"]
+
+
+@pytest.mark.timeout(60)
+def test_bosh_failures_are_counted_by_kind(ws_shards, loadgen_bin, tmp_path):
+    ws_shards.ensure_running()
+    port = ws_shards.instances[0].http_port
+    nowhere = run_loadgen(loadgen_bin, tmp_path, *bosh_storm_args(port, 1, 2, "--bosh-path", "/nowhere"))
+    assert nowhere["errors"] == {"http:404": 2}, nowhere["_text"]
+    assert nowhere["counts"].get("logged_in", 0) == 0
+    # Prosody answers a session request for a domain it does not host with a terminate.
+    unknown = run_loadgen(loadgen_bin, tmp_path, "steady", "--transport", "bosh",
+                          "--server", f"127.0.0.1:{port}", "--domain", "nowhere.invalid",
+                          "--clients", "2", "--warmup", "0", "--duration", "0.2")
+    assert unknown["errors"] == {"bosh:improper-addressing": 2}, unknown["_text"]
+    refused = run_loadgen(loadgen_bin, tmp_path, "steady", "--transport", "bosh",
+                          "--server", f"127.0.0.1:{free_port()}", "--domain", hs.MEET,
+                          "--clients", "2", "--warmup", "0", "--duration", "0.2")
+    assert refused["errors"] == {"connect:ECONNREFUSED": 2}

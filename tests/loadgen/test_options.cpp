@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "core/options.hpp"
 
 using namespace xs::loadgen;
@@ -70,21 +72,89 @@ TEST_CASE("options: --transport websocket and its path, Host and room parameter"
     REQUIRE(d.errors.empty());
     CHECK(d.opts.transport == TransportKind::Tcp);
     CHECK(d.opts.ws_path == "/xmpp-websocket");
-    CHECK(d.opts.ws_host.empty());
-    CHECK(d.opts.ws_room_param == "room");
+    CHECK(d.opts.http_host.empty());
+    CHECK(d.opts.room_param == "room");
     auto r = parse({"join-storm", "--transport", "websocket", "--ws-path", "/acme/xmpp-websocket",
                     "--ws-host", "meet.example.com", "--ws-room-param", "r"});
     REQUIRE(r.errors.empty());
     CHECK(r.opts.transport == TransportKind::WebSocket);
     CHECK(std::string(transport_name(r.opts.transport)) == "websocket");
     CHECK(r.opts.ws_path == "/acme/xmpp-websocket");
-    CHECK(r.opts.ws_host == "meet.example.com");
-    CHECK(r.opts.ws_room_param == "r");
-    CHECK(parse({"join-storm", "--transport", "bosh"}).errors.size() == 1);
+    CHECK(r.opts.http_host == "meet.example.com");
+    CHECK(r.opts.room_param == "r");
+    CHECK(parse({"join-storm", "--transport", "quic"}).errors.size() == 1);
     CHECK(parse({"join-storm", "--ws-path", "xmpp-websocket"}).errors.size() == 1);
     CHECK(parse({"join-storm", "--transport", "websocket", "--starttls"}).errors.size() == 1);
     CHECK(usage().find("--transport tcp|websocket") != std::string::npos);
     // The brewery stays on TCP: its port must be given apart from the HTTP one.
     CHECK(parse({"jitsi", "--transport", "websocket"}).errors.size() == 1);
     CHECK(parse({"jitsi", "--transport", "websocket", "--brewery-server", "127.0.0.1:5222"}).errors.empty());
+}
+
+TEST_CASE("options: --transport bosh, its path and wait", "[options]") {
+    auto d = parse({"join-storm", "--transport", "bosh"});
+    REQUIRE(d.errors.empty());
+    CHECK(d.opts.transport == TransportKind::Bosh);
+    CHECK(std::string(transport_name(TransportKind::Bosh)) == "bosh");
+    CHECK(d.opts.bosh_path == "/http-bind");
+    CHECK(d.opts.bosh_wait == 60);
+    auto r = parse({"steady", "--transport", "bosh", "--bosh-path", "/acme/http-bind", "--bosh-wait", "10",
+                    "--http-host", "meet.example.com", "--room-param", "room"});
+    REQUIRE(r.errors.empty());
+    CHECK(r.opts.bosh_path == "/acme/http-bind");
+    CHECK(r.opts.bosh_wait == 10);
+    CHECK(r.opts.http_host == "meet.example.com");
+    CHECK(parse({"join-storm", "--bosh-path", "http-bind"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--bosh-wait", "0"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport", "bosh", "--starttls"}).errors.size() == 1);
+    CHECK(parse({"jitsi", "--transport", "bosh"}).errors.size() == 1);  // --brewery-server
+}
+
+TEST_CASE("options: --transport-mix interleaves the transports by weight", "[options]") {
+    auto r = parse({"join-storm", "--transport-mix", "websocket=90,bosh=10"});
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.opts.transport_mix.size() == 2);
+    CHECK(transport_setting(r.opts) == "websocket=90,bosh=10");
+    CHECK(http_clients(r.opts));
+    auto cycle = transport_cycle(r.opts);
+    REQUIRE(cycle.size() == 10);  // 90:10 is 9:1
+    CHECK(std::count(cycle.begin(), cycle.end(), TransportKind::Bosh) == 1);
+    // Rooms of 10 get one BOSH participant each, rooms of 5 one in two.
+    auto m = parse({"join-storm", "--transport-mix", "ws=2,bosh=1"}).opts;
+    auto c3 = transport_cycle(m);
+    CHECK(c3 == std::vector<TransportKind>{TransportKind::WebSocket, TransportKind::Bosh, TransportKind::WebSocket});
+    auto half = transport_cycle(parse({"join-storm", "--transport-mix", "bosh=50,websocket=50"}).opts);
+    CHECK(half == std::vector<TransportKind>{TransportKind::Bosh, TransportKind::WebSocket});
+    auto only = transport_cycle(parse({"join-storm", "--transport-mix", "bosh=1,websocket=0"}).opts);
+    CHECK(only == std::vector<TransportKind>{TransportKind::Bosh});
+    CHECK(transport_cycle(parse({"join-storm"}).opts) == std::vector<TransportKind>{TransportKind::Tcp});
+    CHECK(transport_setting(parse({"join-storm"}).opts) == "tcp");
+
+    CHECK(parse({"join-storm", "--transport-mix", "tcp=1,bosh=1"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport-mix", "bosh=1,bosh=2"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport-mix", "bosh=0"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport-mix", "bosh"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport-mix", "bosh=-1"}).errors.size() == 1);
+    CHECK(parse({"join-storm", "--transport-mix", "bosh=1", "--transport", "websocket"}).errors.size() == 1);
+    CHECK(parse({"jitsi", "--transport-mix", "bosh=1"}).errors.size() == 1);  // --brewery-server
+}
+
+TEST_CASE("options: jitsi-web is jitsi with web participants", "[options]") {
+    auto r = parse({"jitsi-web", "--domain", "meet.example.com"});
+    REQUIRE(r.errors.empty());
+    const Options& o = r.opts;
+    CHECK(o.scenario == "jitsi-web");
+    CHECK(o.server == "127.0.0.1:5280");
+    CHECK(o.brewery_server == "127.0.0.1:5222");
+    CHECK(o.transport == TransportKind::WebSocket);
+    CHECK(o.room_size == 10);
+    auto g = parse({"jitsi-web", "--server", "127.0.0.1:8080", "--brewery-server", "127.0.0.1:15222",
+                    "--transport-mix", "websocket=90,bosh=10"});
+    REQUIRE(g.errors.empty());
+    CHECK(g.opts.server == "127.0.0.1:8080");
+    CHECK(g.opts.brewery_server == "127.0.0.1:15222");
+    CHECK(parse({"jitsi-web", "--transport", "bosh"}).opts.transport == TransportKind::Bosh);
+    CHECK(parse({"jitsi-web", "--transport", "tcp"}).errors.size() == 1);
+    CHECK(parse({"jitsi-web", "--domain", "a.test,b.test"}).errors.size() == 1);
+    CHECK(usage().find("jitsi-web") != std::string::npos);
 }
