@@ -157,9 +157,12 @@ def render_files(layout: Layout) -> list[OutFile]:
             for sj in jitsi.shard_jicofos(jl, layout.instances):
                 files.append(OutFile(f"jitsi/jicofo-{sj.unit}.conf",
                                      jitsi.jicofo_conf(jl, sj.side, ep, pw, src, shard=sj), 0o600))
-            tls_host = component_endpoint(layout).host if tls_profile(plan).terminate else None
+            terminate = tls_profile(plan).terminate
+            up_host = component_endpoint(layout).host if terminate else "127.0.0.1"
+            files.append(OutFile("jitsi/nginx-xmpp-shard-upstream.conf",
+                                 jitsi.nginx_upstream(jl.plan, src, up_host)))
             files.append(OutFile("jitsi/nginx-xmpp-shard.conf",
-                                 jitsi.nginx_snippet(jl.plan, src, tls_host)))
+                                 jitsi.nginx_snippet(jl.plan, src, terminate)))
             files.append(OutFile(f"systemd/{systemd.JICOFO_TEMPLATE}", systemd.jicofo_template(src)))
         else:
             files.append(OutFile("jitsi/jicofo.conf", jitsi.jicofo_conf(jl, jl.main, ep, pw, src), 0o600))
@@ -245,7 +248,8 @@ def rooms_report(layout: Layout) -> list[str]:
          "    Service connection through the proxy), run as systemd/jicofo@.service "
          "(jicofo@NAME).",
          "    nginx: jitsi/nginx-xmpp-shard.conf replaces the site's /xmpp-websocket and "
-         "/http-bind locations.",
+         "/http-bind locations; jitsi/nginx-xmpp-shard-upstream.conf",
+         "    (upstream xmpp_shard, keepalive) goes outside `server` (e.g. /etc/nginx/conf.d/).",
          "    XMPP clients on 5222 for these domains land on the first healthy shard (route "
          "\"shards\")."]
     return L + visitors_report(layout)
@@ -293,6 +297,15 @@ def report_text(layout: Layout, files: list[OutFile]) -> str:
     tls = tls_profile(plan)
     L = [f"xmpp-shard: shard plan {plan_label(plan)} ({plan.name}), generated into {out}", ""]
     L.append(f"Proxy: listens on {plan.listen}:{layout.listen_port}; config {out}/proxy.toml")
+    if plan.http_instances():
+        http = next(l for l in layout.proxy.listeners if l["name"] == "http")
+        L.append(f"  HTTP listener {http['bind']} ([plan] http_port; "
+                 + ("HTTPS and wss://, TLS terminated by the proxy" if tls.terminate else "plaintext")
+                 + "): /xmpp-websocket and /http-bind, by Host, to")
+        for i in plan.http_instances():
+            L.append(f"    {layout.instances[i].name} 127.0.0.1:{plan.instance_http_port(i)} "
+                     f"(WebSocket and BOSH for "
+                     + ", ".join(h.domain for h in plan.hosts if h.http and h.instance == i) + ")")
     L.append("")
     L += tls_report(layout)
     L.append("Prosody instances (each its own process, pinned to its core):")

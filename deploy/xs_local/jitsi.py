@@ -696,19 +696,30 @@ def jigasi_properties(jl: JitsiLayout, ep: Endpoint, pw, src: str) -> str:
     return "\n".join(L)
 
 
+def http_lua(port: int, default_host: str, *, trusted: bool = True,
+             note: Optional[str] = None) -> list[str]:
+    """Global lines for an instance serving WebSocket and BOSH (`bosh`/`websocket` under its
+    hosts) on a loopback HTTP port, behind the proxy's HTTP listener or a web server that did the
+    TLS. The one place these settings are written: [jitsi] http_port, [jitsi] shards and
+    visitors, and [[host]] http (plan.py). `trusted`: the proxy (or nginx) on loopback sends
+    X-Forwarded-For; `note`: a comment before the consider_*_secure lines."""
+    L = [f"http_ports = {{ {int(port)} }}",
+         'http_interfaces = { "127.0.0.1" }',
+         f"http_default_host = {lua_str(default_host)}"]
+    if trusted:
+        L.append('trusted_proxies = { "127.0.0.1" }')
+    if note:
+        L.append(f"-- {note}")
+    return L + ["consider_bosh_secure = true", "consider_websocket_secure = true"]
+
+
 def client_instance_lua(jp: JitsiPlan) -> str:
     """Global lines for the client instance: Prosody's HTTP server for BOSH and WebSocket on
     loopback (the web server in front, e.g. Jitsi's nginx, terminates TLS and proxies to it)."""
     if not jp.http_port:
         return ""
-    return "\n".join([
-        "-- [jitsi] http_port: BOSH and WebSocket for the browsers, behind the web server.",
-        f"http_ports = {{ {int(jp.http_port)} }}",
-        'http_interfaces = { "127.0.0.1" }',
-        f"http_default_host = {lua_str(jp.domain)}",
-        "consider_bosh_secure = true",
-        "consider_websocket_secure = true",
-    ])
+    return "\n".join(["-- [jitsi] http_port: BOSH and WebSocket for the browsers, behind the web server."]
+                     + http_lua(jp.http_port, jp.domain, trusted=False))
 
 
 def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
@@ -716,14 +727,8 @@ def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
     the proxy's HTTP listener (which hashes ?room= over the shards) and the web server. With
     [jitsi] jicofo_port ([plan] tls = "terminate"), also a loopback c2s port for its jicofos."""
     L = [f"-- [jitsi] shards: room shard {k} of {jp.shards}; the proxy's HTTP listener "
-         f"(port {jp.http_port}) hashes rooms over the shards.",
-         f"http_ports = {{ {jp.shard_http_port + k} }}",
-         'http_interfaces = { "127.0.0.1" }',
-         f"http_default_host = {lua_str(jp.domain)}",
-         'trusted_proxies = { "127.0.0.1" }',
-         "-- the proxy (or nginx) did the TLS: Prosody counts these sessions as secure",
-         "consider_bosh_secure = true",
-         "consider_websocket_secure = true"]
+         f"(port {jp.http_port}) hashes rooms over the shards."]
+    L += http_lua(jp.shard_http_port + k, jp.domain, note=SECURE_NOTE)
     if jp.jicofo_port:
         L += ["-- This shard's jicofos log in here (plaintext, loopback; only the auth domains allow",
               "-- it). Clients come through the proxy's TLS to mod_xmpp_shard's port.",
@@ -732,18 +737,16 @@ def shard_instance_lua(jp: JitsiPlan, k: int) -> str:
     return "\n".join(L)
 
 
+SECURE_NOTE = "the proxy (or nginx) did the TLS: Prosody counts these sessions as secure"
+
+
 def visitor_instance_lua(jp: JitsiPlan, v: int) -> str:
     """Global lines for visitor node v: BOSH and WebSocket for vN.D on its loopback HTTP port
     (the proxy sends ?vnode=vN here), and with [jitsi] jicofo_port a loopback c2s port for the
     jicofos of its shard."""
     L = [f"-- [jitsi] visitors: visitor node {jp.vnode(v)} of room shard {jp.visitor_shard(v)}; the "
-         f"proxy sends ?vnode={jp.vnode(v)} here.",
-         f"http_ports = {{ {jp.visitor_http_ports()[v]} }}",
-         'http_interfaces = { "127.0.0.1" }',
-         f"http_default_host = {lua_str(jp.visitor_domain(v))}",
-         'trusted_proxies = { "127.0.0.1" }',
-         "consider_bosh_secure = true",
-         "consider_websocket_secure = true"]
+         f"proxy sends ?vnode={jp.vnode(v)} here."]
+    L += http_lua(jp.visitor_http_ports()[v], jp.visitor_domain(v))
     if jp.jicofo_port:
         L += ["-- The jicofos of its shard log in here (plaintext, loopback; only auth. allows it).",
               f"c2s_ports = {{ {jp.visitor_jicofo_ports()[v]} }}",
@@ -775,23 +778,47 @@ def client_proxy_found(jp: JitsiPlan) -> bool:
     return False
 
 
-def nginx_snippet(jp: JitsiPlan, src: str, tls_host: Optional[str] = None) -> str:
+NGINX_UPSTREAM = "xmpp_shard"
+
+
+def nginx_upstream(jp: JitsiPlan, src: str, host: str = "127.0.0.1") -> str:
+    """The `upstream` block naming the proxy's HTTP listener, for the http level of nginx's
+    config (outside `server`: Debian's nginx.conf includes /etc/nginx/conf.d/*.conf there, or
+    paste it at the top of the site file). `keepalive` lets nginx reuse its connections to the
+    proxy for BOSH, which the proxy routes request by request (docs/CONFIG.md, "HTTP
+    listeners")."""
+    return "\n".join([
+        f"# Generated by xmpp-shard-deploy from {src}: [jitsi] shards = {jp.shards}.",
+        "# The proxy's HTTP listener, for the /xmpp-websocket and /http-bind locations of",
+        "# nginx-xmpp-shard.conf. It goes outside `server`, at nginx's http level: copy it to",
+        "# /etc/nginx/conf.d/xmpp-shard-upstream.conf (Debian's nginx.conf includes that directory",
+        "# there), or paste it at the top of Jitsi's site file.",
+        f"upstream {NGINX_UPSTREAM} {{",
+        f"    server {host}:{jp.http_port};",
+        "    keepalive 32;",
+        "}",
+        "",
+    ])
+
+
+def nginx_snippet(jp: JitsiPlan, src: str, tls: bool = False) -> str:
     """The /xmpp-websocket and /http-bind locations of Jitsi's nginx site, pointed at the proxy's
-    HTTP listener (the static files stay with nginx). `tls_host`: the listener terminates TLS
-    ([plan] tls = "terminate") at that address, so nginx speaks HTTPS to it, with the Host as
-    SNI (the proxy picks the certificate by it)."""
-    up = f"https://{tls_host}:{jp.http_port}" if tls_host else f"http://127.0.0.1:{jp.http_port}"
-    tls = (["    proxy_ssl_server_name on;", "    proxy_ssl_name $host;"] if tls_host else [])
+    HTTP listener through the `upstream` of nginx_upstream() (the static files stay with nginx).
+    `tls`: the listener terminates TLS ([plan] tls = "terminate"), so nginx speaks HTTPS to it,
+    with the Host as SNI (the proxy picks the certificate by it)."""
+    up = f"{'https' if tls else 'http'}://{NGINX_UPSTREAM}"
+    ssl = (["    proxy_ssl_server_name on;", "    proxy_ssl_name $host;"] if tls else [])
     return "\n".join([
         f"# Generated by xmpp-shard-deploy from {src}: [jitsi] shards = {jp.shards}.",
         f"# Replaces the /xmpp-websocket and /http-bind locations of Jitsi's site for {jp.domain}",
         "# (/etc/nginx/sites-available/" + jp.domain + ".conf): include it in its `server { listen 443 ssl; ... }`",
         "# block and delete the site's own two locations. The proxy hashes ?room= over the room shards.",
+        f"# The upstream {NGINX_UPSTREAM} is in nginx-xmpp-shard-upstream.conf (outside `server`).",
         *(["# The proxy's HTTP listener terminates TLS too ([plan] tls = \"terminate\"): browsers may",
-           f"# also use wss://{jp.domain}:{jp.http_port}/xmpp-websocket directly."] if tls_host else []),
+           f"# also use wss://{jp.domain}:{jp.http_port}/xmpp-websocket directly."] if tls else []),
         "location = /xmpp-websocket {",
         f"    proxy_pass {up};",
-        *tls,
+        *ssl,
         "    proxy_http_version 1.1;",
         "    proxy_set_header Upgrade $http_upgrade;",
         '    proxy_set_header Connection "upgrade";',
@@ -802,9 +829,12 @@ def nginx_snippet(jp: JitsiPlan, src: str, tls_host: Optional[str] = None) -> st
         "}",
         "location = /http-bind {",
         f"    proxy_pass {up};",
-        *tls,
+        *ssl,
+        "    proxy_http_version 1.1;",
+        '    proxy_set_header Connection "";',
         "    proxy_set_header Host $http_host;",
         "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "    proxy_read_timeout 150s;",
         "}",
         "",
     ])

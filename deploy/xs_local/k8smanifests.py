@@ -221,5 +221,5 @@ def manifests(plan: Plan, r) -> dict[str, list[dict]]:
         docs["jitsi-nginx-configmap.yaml"] = [{
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": _meta(kp, "jitsi-nginx", "jitsi"),
-            "data": {"xmpp-shard.conf": r.nginx}}]
+            "data": {"xmpp-shard-upstream.conf": r.nginx_upstream, "xmpp-shard.conf": r.nginx}}]
     return docs

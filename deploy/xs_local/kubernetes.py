@@ -22,6 +22,7 @@ with the paths, interfaces and ports adapted for pods (deploy/README.md, "Kubern
     OUT/jitsi-secret.yaml           [jitsi]: jicofo and jvb (jibri, jigasi) snippets (passwords,
                                     hence a Secret, as the systemd target writes them 0600)
     OUT/jitsi-nginx-configmap.yaml  [jitsi] shards: the /xmpp-websocket and /http-bind locations
+                                    (xmpp-shard.conf) and their upstream (xmpp-shard-upstream.conf)
     OUT/accounts.txt                jid password (0600), kept across runs like the systemd target's
 
 The [kubernetes] table (k8splan.py; plan.py only lets it through) is documented in
@@ -83,6 +84,7 @@ class KubeRender:
     nginx: str = ""
     http_pods: bool = False         # Prosody serves HTTP in the pods
     shard_c2s: bool = False         # the jicofo c2s port of the shards (and visitor nodes)
+    nginx_upstream: str = ""        # the upstream block for nginx's http level
 
 
 def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
@@ -147,7 +149,7 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
                             f"instance's: the Kubernetes target cannot place it")
 
     jfiles: dict[str, str] = {}
-    nginx = ""
+    nginx = nginx_upstream = ""
     jl = layout.jitsi
     if jl is not None:
         src = plan_label(plan)
@@ -165,9 +167,8 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
                                                      False, False))
                                for node, _ep in getattr(sj, "visitors", [])]
                 jfiles[f"jicofo-{sj.unit}.conf"] = jitsi.jicofo_conf(jl, sj.side, ep, pw, src, shard=sj)
-            nginx = jitsi.nginx_snippet(jp, src, proxy_host(kp) if tls.terminate else None)
-            nginx = nginx.replace(f"http://127.0.0.1:{jp.http_port}",
-                                  f"http://{proxy_host(kp)}:{jp.http_port}")
+            nginx = jitsi.nginx_snippet(jp, src, tls.terminate)
+            nginx_upstream = jitsi.nginx_upstream(jp, src, proxy_host(kp))
         else:
             jfiles["jicofo.conf"] = jitsi.jicofo_conf(jl, jl.main, ep, pw, src)
         for b in range(1, jp.bridges + 1):
@@ -179,7 +180,7 @@ def render(plan: Plan, passwords: dict[str, str]) -> KubeRender:
         for t in ([] if jl.shards else jl.tenants):
             jfiles[f"jicofo-{t.domain}.conf"] = jitsi.jicofo_conf(jl, t, ep, pw, src)
     return KubeRender(kp, layout, prosody, accounts, cfg.render(), jfiles, nginx, http_pods,
-                      shard_c2s)
+                      shard_c2s, nginx_upstream)
 
 
 def render_files(plan: Plan, passwords: dict[str, str]) -> tuple[KubeRender, list[OutFile]]:

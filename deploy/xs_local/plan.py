@@ -37,9 +37,12 @@ TOP_KEYS = {"plan", "instance", "host", "tenants", "jitsi", "certs", "proxy", "b
             "kubernetes"}   # [kubernetes]: read by kubernetes.py (generate --target kubernetes)
 PLAN_KEYS = {"name", "instances", "listen", "port", "base_port", "interface", "cores", "out",
              "data", "log", "pidfile", "proxy_bin", "prosody_bin", "lua", "tls", "direct_tls_port",
-             "prosody_modules"}
+             "prosody_modules", "http_port", "http_base_port"}
 INSTANCE_KEYS = {"index", "name", "port", "core", "tcp_backlog", "data", "log", "pidfile", "lua"}
-HOST_KEYS = {"domain", "instance", "auth", "muc", "accounts", "admins", "modules", "options", "lua"}
+HOST_KEYS = {"domain", "instance", "auth", "muc", "accounts", "admins", "modules", "options", "lua",
+             "http"}
+DEFAULT_HTTP_PORT = 5280    # [plan] http_port: the proxy's HTTP listener with [[host]] http
+WEB_MODULES = ("bosh", "websocket")
 CERT_MODES = ("self-signed", "ca", "existing")
 
 
@@ -91,6 +94,17 @@ class Plan:
     direct_tls_port: int = 0                        # [plan] direct_tls_port: 0 = no Direct TLS
     prosody_modules: Optional[str] = None           # plugin_paths for mod_xmpp_shard (tls.py)
     visitor_nodes: int = 0                          # [jitsi] visitors: the last ones are prosody-vN
+    http_port: int = 0                              # [plan] http_port: the proxy's HTTP listener
+                                                    # for [[host]] http (0: none)
+    http_base_port: int = 0                         # [plan] http_base_port: instance i's HTTP port
+                                                    # is http_base_port + i
+
+    def http_instances(self) -> list[int]:
+        """The instances serving WebSocket and BOSH for [[host]] http domains."""
+        return sorted({h.instance for h in self.hosts if h.http})
+
+    def instance_http_port(self, i: int) -> int:
+        return self.http_base_port + i
 
     def instance_names(self) -> list[str]:
         first = self.instances - self.visitor_nodes
@@ -372,11 +386,19 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
         if not isinstance(options, dict):
             pr.add(f"{key} options", f"must be a table of Prosody settings, got {options!r}")
             options = {}
+        http = h.get("http", False)
+        if not isinstance(http, bool):
+            pr.add(f"{key} http", f"must be true or false, got {http!r}")
+            http = False
+        elif http and "jitsi" in data:
+            pr.add(f"{key} http", "not with a [jitsi] table: its http_port (or shards) gives the "
+                                  "instances their HTTP side")
+            http = False
         claim(dom, key)
         for m in mucs:
             claim(m, f"{key} muc")
         plan.hosts.append(HostPlan(dom, inst, auth, mucs, accounts, admins, modules, options,
-                                   _lua(h.get("lua"), f"{key} lua", pr), origin=key))
+                                   _lua(h.get("lua"), f"{key} lua", pr), origin=key, http=http))
 
     if "tenants" in data:
         t = data["tenants"]
@@ -415,6 +437,7 @@ def parse_plan(data: dict, ncpu: Optional[int] = None, source: Optional[Path] = 
                 cp.days = days
             plan.certs = cp
 
+    _parse_http(p, plan, pr, owner)
     _parse_tls(p, data, plan, pr, owner)
 
     for key in ("proxy", "backends"):
@@ -483,6 +506,40 @@ def _check_shards(plan: Plan, pr: Problems, owner: dict, machine_cores: int) -> 
         owner.setdefault(jp.http_port, "the proxy's HTTP listener ([jitsi] http_port)")
 
 
+def _parse_http(p: dict, plan: Plan, pr: Problems, owner: dict) -> None:
+    """[plan] http_port, http_base_port: the proxy's HTTP listener (WebSocket, BOSH) for the
+    [[host]]s with http = true, and their instances' loopback HTTP ports."""
+    insts = plan.http_instances()
+    if not insts:
+        for key in ("http_port", "http_base_port"):
+            if key in p:
+                pr.add(f"[plan] {key}", "no [[host]] has http = true (the domains the proxy's "
+                                        "HTTP listener serves)")
+        return
+    hp = _port(p.get("http_port", DEFAULT_HTTP_PORT), "[plan] http_port", pr)
+    if hp is None:
+        return
+    if hp == plan.port:
+        pr.add("[plan] http_port", f"port {hp} is also the proxy's [plan] port")
+    elif hp in owner:
+        pr.add("[plan] http_port", f"port {hp} clashes with {owner[hp]}")
+    bp = _port(p.get("http_base_port", hp + 1), "[plan] http_base_port", pr)
+    if bp is None:
+        return
+    plan.http_port, plan.http_base_port = hp, bp
+    owner.setdefault(hp, "the proxy's HTTP listener ([plan] http_port)")
+    names = plan.instance_names()
+    for i in insts:
+        port = plan.instance_http_port(i)
+        if port > 65535 or port == hp or port == plan.port or port in owner:
+            what = ("past 65535" if port > 65535 else "the proxy's [plan] http_port" if port == hp
+                    else "the proxy's [plan] port" if port == plan.port else owner[port])
+            pr.add("[plan] http_base_port", f"{names[i]}'s HTTP port {port} (http_base_port + {i}) "
+                                            f"clashes with {what}")
+        else:
+            owner[port] = f"{names[i]}'s HTTP port ([plan] http_base_port + {i})"
+
+
 def _jicofo_port(jp, tls_mode, pr: Problems) -> None:
     """[jitsi] jicofo_port: with tls = "terminate" a shard has no c2s port of its own (clients
     reach mod_xmpp_shard's through the proxy), so its jicofos get a loopback one; default: the
@@ -527,6 +584,9 @@ def _parse_tls(p: dict, data: dict, plan: Plan, pr: Problems, owner: dict) -> No
                 pr.add("[plan] direct_tls_port", f"port {dp} clashes with {owner[dp]}")
             elif plan.jitsi is not None and plan.jitsi.http_port == dp:
                 pr.add("[plan] direct_tls_port", f"port {dp} clashes with [jitsi] http_port")
+            elif plan.http_port == dp:
+                pr.add("[plan] direct_tls_port", f"port {dp} clashes with [plan] http_port (the "
+                                                 f"proxy's HTTP listener)")
             else:
                 plan.direct_tls_port = dp
     if mode != "terminate":
@@ -576,6 +636,21 @@ def _expand_path(tpl: str, *, name: str, index: int, dir_: Path, out: Path) -> P
                 .replace("{dir}", str(dir_)).replace("{out}", str(out)))
 
 
+def http_front(cfg: ProxyConfig, plan: Plan, tls, port: int, backends: list[tuple]) -> None:
+    """The proxy's HTTP listener `http` (XMPP over WebSocket and BOSH) and a backend NAME-http
+    per instance serving them, for [jitsi] shards and [[host]] http alike. Plaintext on loopback
+    behind a web server; with tls = "terminate" the proxy does HTTPS/wss itself (ALPN http/1.1,
+    the certificate by SNI), on the plan's address like its XMPP listener.
+    backends: (instance name, its loopback HTTP port, extra backend keys)."""
+    if tls.terminate:
+        cfg.add_listener("http", f"{plan.listen}:{port}", protocol="http", **tls.proxy_listener)
+    else:
+        cfg.add_listener("http", f"127.0.0.1:{port}", protocol="http")
+    for name, bport, extra in backends:
+        cfg.add_backend(f"{name}-http", f"127.0.0.1:{bport}", check="http",
+                        check_path="/http-bind", **extra)
+
+
 def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Optional[int] = None,
            direct_tls_port: Optional[int] = None,
            ncpu: Optional[int] = None, out: Optional[Path] = None,
@@ -615,6 +690,12 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
                       if i >= plan.instances - jp.visitors else "")
         elif jp is not None and jp.client == i:
             preset = jitsi_mod.client_instance_lua(jp)
+        elif i in plan.http_instances():
+            web = [h.domain for h in plan.hosts if h.http and h.instance == i]
+            preset = "\n".join([f"-- [[host]] http: WebSocket and BOSH for {', '.join(web)}, behind "
+                                f"the proxy's HTTP listener (port {plan.http_port})."]
+                               + jitsi_mod.http_lua(plan.instance_http_port(i), web[0],
+                                                    note=jitsi_mod.SECURE_NOTE))
         s = InstanceSpec(names[i], ports[i], cpu=ip.core if ip.core is not None else cpus[i % len(cpus)],
                          interface=plan.interface, tcp_backlog=ip.tcp_backlog, index=i,
                          lua="\n".join(x for x in (preset, plan.lua.strip("\n"), ip.lua.strip("\n")) if x))
@@ -631,7 +712,8 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
     for h in plan.hosts:
         for i in h.all_instances:       # [jitsi] shards: the same host on every room shard
             s = specs[i]
-            s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules),
+            web = [m for m in WEB_MODULES if h.http and m not in h.modules]
+            s.hosts.append(VirtualHost(h.domain, h.auth, modules=list(h.modules) + web,
                                        options=dict(h.options), lua=h.lua))
             s.mucs += [Muc(m, options=dict(h.muc_options)) for m in h.muc]
             s.components += [Component(d, mod, dict(opts)) for d, mod, opts in h.components]
@@ -670,7 +752,8 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
         cfg.add_backend(s.name, s.address, **{**plan.backends, **tls.proxy_backend})
     jp = plan.jitsi
     sharded = jp is not None and bool(jp.shards)
-    xmpp_only = ({"listeners": [l["name"] for l in cfg.listeners]} if sharded else {})
+    web = plan.http_instances()
+    xmpp_only = ({"listeners": [l["name"] for l in cfg.listeners]} if sharded or web else {})
     shared = [h for h in plan.hosts if h.replicas]
     if shared:
         # Every room shard hosts these; a plain XMPP client of them lands on the first healthy
@@ -684,22 +767,21 @@ def expand(plan: Plan, ports: Optional[list[int]] = None, *, listen_port: Option
     if plan.tenant_domains is not None:
         cfg.add_route(["*"], [specs[i].name for i in pool], name="tenants", balance="hash",
                       **xmpp_only)
+    if web:
+        # [[host]] http: each instance's http domains, by Host, to its HTTP port.
+        http_front(cfg, plan, tls, plan.http_port,
+                   [(specs[i].name, plan.instance_http_port(i), {}) for i in web])
+        for i in web:
+            cfg.add_route([h.domain for h in plan.hosts if h.http and h.instance == i],
+                          [f"{specs[i].name}-http"], name=f"{specs[i].name}-http",
+                          listeners=["http"])
     if sharded:
-        # Plaintext on loopback behind the web server; with tls = "terminate" the proxy does
-        # HTTPS/wss itself (ALPN http/1.1), on the plan's address like its XMPP listener.
-        if tls.terminate:
-            cfg.add_listener("http", f"{plan.listen}:{jp.http_port}", protocol="http",
-                             **tls.proxy_listener)
-        else:
-            cfg.add_listener("http", f"127.0.0.1:{jp.http_port}", protocol="http")
-        for k, port in enumerate(jp.shard_http_ports()):
-            cfg.add_backend(f"{specs[k].name}-http", f"127.0.0.1:{port}", check="http",
-                            check_path="/http-bind")
         # Visitor nodes: only requests with ?vnode=vN reach them (and such requests only them).
         vis = list(range(plan.instances - jp.visitors, plan.instances)) if jp.visitors else []
-        for v, port in enumerate(jp.visitor_http_ports()):
-            cfg.add_backend(f"{specs[vis[v]].name}-http", f"127.0.0.1:{port}", check="http",
-                            check_path="/http-bind", vnode=jp.vnode(v))
+        http_front(cfg, plan, tls, jp.http_port,
+                   [(specs[k].name, port, {}) for k, port in enumerate(jp.shard_http_ports())]
+                   + [(specs[vis[v]].name, port, {"vnode": jp.vnode(v)})
+                      for v, port in enumerate(jp.visitor_http_ports())])
         cfg.add_route([jp.domain] + list(jp.tenants),
                       [f"{specs[k].name}-http" for k in list(range(jp.shards)) + vis],
                       name="rooms", balance="hash", hash_key="room", listeners=["http"])

@@ -103,6 +103,8 @@ class HostPlan:
     plugin_paths: list[str] = field(default_factory=list)  # where those modules are
     routed: bool = True           # False: a copy no route names ([jitsi] visitors' auth domain,
                                   # reached by the jicofos on the node's own port)
+    http: bool = False            # [[host]] http: WebSocket and BOSH through the proxy's HTTP
+                                  # listener ([plan] http_port) to its instance's HTTP port
 
     @property
     def all_instances(self) -> list[int]:

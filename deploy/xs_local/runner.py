@@ -190,6 +190,64 @@ def choose_shard_http_ports(plan, free: bool, avoid: set[int]) -> bool:
     return False
 
 
+def choose_host_http_ports(plan, free: bool, avoid: set[int]) -> bool:
+    """[[host]] http: the proxy's HTTP port ([plan] http_port) and the instances' loopback HTTP
+    ports (http_base_port + i): the plan's when free, else free ones (written into the plan).
+    Returns planned."""
+    insts = plan.http_instances()
+    if not insts:
+        return True
+    wanted = [plan.http_port] + [plan.instance_http_port(i) for i in insts]
+    host = _connect_host(plan.listen) if tls_profile(plan).terminate else "127.0.0.1"
+    if (not free and plan.http_port not in avoid and port_is_free(plan.http_port, host)
+            and all(p not in avoid and port_is_free(p, "127.0.0.1") for p in wanted[1:])):
+        return True
+    while True:
+        plan.http_port = free_port(host)
+        if plan.http_port not in avoid:
+            break
+    taken = set(avoid) | {plan.http_port}
+    for _ in range(500):
+        b = free_port("127.0.0.1")
+        cand = [b + i for i in insts]
+        if all(c <= 65535 and c not in taken and port_is_free(c, "127.0.0.1") for c in cand):
+            plan.http_base_port = b
+            return False
+    raise RuntimeError("no free ports on 127.0.0.1 for the instances' HTTP ports")
+
+
+def web_lines(layout, host: str, ca: Optional[Path]) -> list[str]:
+    """The banner's browser-side part for [[host]] http: the WebSocket and BOSH URLs of the
+    proxy's HTTP listener (wss:// and https:// when it terminates TLS), and what to trust."""
+    plan = layout.plan
+    terminate = tls_profile(plan).terminate
+    http = next(l for l in layout.proxy.listeners if l["name"] == "http")
+    lhost = str(http["bind"]).rpartition(":")[0].strip("[]")
+    lhost = "127.0.0.1" if lhost in ("0.0.0.0", "::", "") else lhost
+    port = plan.http_port
+    web = [h for h in plan.hosts if h.http]
+    name = web[0].domain
+    ws, bosh = ("wss", "https") if terminate else ("ws", "http")
+    where = ", ".join(f"{h.domain}{' (anonymous)' if h.auth == 'anonymous' else ''}" for h in web)
+    lines = [f"  web        {ws}://{name}:{port}/xmpp-websocket   (XMPP over WebSocket, RFC 7395)",
+             f"             {bosh}://{name}:{port}/http-bind        (BOSH)",
+             f"             the proxy's HTTP listener on {lhost}:{port} "
+             + ("(TLS terminated there, certificate by SNI)" if terminate else "(plaintext)")
+             + f" routes by Host to the instance of {where}; the stream's `to` picks the domain"]
+    if name.endswith(".localhost") or name == "localhost":
+        lines.append(f"             browsers resolve *.localhost to loopback; other clients connect to "
+                     f"{lhost}:{port} with Host" + (" and SNI" if terminate else "")
+                     + f" {name} (or add {name} to /etc/hosts)")
+    else:
+        lines.append(f"             {name} must resolve to {lhost} (e.g. in /etc/hosts)")
+    if terminate and ca is not None:
+        lines.append("             trust the CA above in the browser: Firefox: Settings > Privacy & "
+                     "Security > Certificates > View Certificates > Authorities > Import; Chromium: "
+                     "chrome://settings/certificates > Authorities > Import (trust for websites); "
+                     f"Node.js: NODE_EXTRA_CA_CERTS={shlex.quote(str(ca))}")
+    return lines
+
+
 DEMO_MESSAGE = "hello through xmpp-shard"
 
 
@@ -280,6 +338,8 @@ def client_lines(layout, host: str, port: int, ca: Optional[Path]) -> list[str]:
                      f"created when asked with Jitsi's conference IQ <conference xmlns='"
                      f"http://jitsi.org/protocol/focus' room='ROOM@conference.{jp.domain}'/> sent to "
                      f"focus@auth.{jp.domain}/focus; only the focus creates rooms")
+    elif plan.http_instances():
+        lines += web_lines(layout, host, ca)
     elif jp is not None and jp.http_port:
         lines.append(f"  web        ws://127.0.0.1:{jp.http_port}/xmpp-websocket and "
                      f"http://127.0.0.1:{jp.http_port}/http-bind for {jp.domain}: Prosody's HTTP "
@@ -370,6 +430,8 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         ports, planned = choose_instance_ports(plan, args.free_ports, {listen_port})
         planned = choose_shard_http_ports(plan, args.free_ports,
                                           {listen_port, 9464} | set(ports)) and planned
+        planned = choose_host_http_ports(plan, args.free_ports,
+                                         {listen_port, 9464, plan.direct_tls_port} | set(ports)) and planned
         host = _connect_host(plan.listen)
         overrides = {"drain_timeout": "5s"}
         if "metrics" not in plan.proxy:
@@ -379,9 +441,12 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         direct_port = None
         if terminate and plan.direct_tls_port:
             direct_port = plan.direct_tls_port
-            if (args.port == 0 or args.free_ports or direct_port in ports or direct_port == listen_port
+            busy = set(ports) | {listen_port, plan.http_port}
+            if (args.port == 0 or args.free_ports or direct_port in busy
                     or not port_is_free(direct_port, host)):
                 direct_port = free_port(host)
+                while direct_port in busy:
+                    direct_port = free_port(host)
         try:
             layout, _res, _notes = generate(plan, base, force=args.force, ports=ports,
                                             listen_port=listen_port, proxy_overrides=overrides,
@@ -436,6 +501,14 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
                     pumps.append(t)
         for s in sup:
             s.inst.wait_ready()
+        # Prosody opens its HTTP port (WebSocket, BOSH) after its XMPP one: wait for it too, so
+        # that the proxy's first health check of NAME-http does not find it closed.
+        procs_of = {s.inst.name: s.inst.proc for s in sup}
+        for b in layout.proxy.backends:
+            if b["name"].endswith("-http") and b["name"][:-5] in procs_of:
+                bhost, _, bport = str(b["address"]).rpartition(":")
+                wait_port(bhost, int(bport), timeout=15, proc=procs_of[b["name"][:-5]],
+                          what=f"prosody {b['name'][:-5]}'s HTTP port")
         if plan.jitsi is not None and plan.jitsi.shards:
             focuses = start_focuses(layout, lambda u, t: out.line(f"[focus {u}]", t), focus_stop)
         focus_deadline = time.monotonic() + 20
@@ -447,9 +520,11 @@ def run(args, prog: str = "xmpp-shard-deploy run") -> int:
         proxy_pump.start()
         pumps.append(proxy_pump)
         wait_port(host, listen_port, timeout=10, proc=proxy, what="xmpp-shard-proxy")
-        if plan.jitsi is not None and plan.jitsi.shards:
-            wait_port(host if terminate else "127.0.0.1", plan.jitsi.http_port, timeout=10, proc=proxy,
-                      what="xmpp-shard-proxy's HTTP listener")
+        for l in layout.proxy.listeners:
+            if l.get("protocol") == "http":
+                http_host, _, http_port = str(l["bind"]).rpartition(":")
+                wait_port(_connect_host(http_host), int(http_port), timeout=10, proc=proxy,
+                          what="xmpp-shard-proxy's HTTP listener")
         for f in focuses:
             if not f.ready.wait(max(0.1, focus_deadline - time.monotonic())):
                 raise RuntimeError(f"the simulated focus {f.jid} did not log in on "

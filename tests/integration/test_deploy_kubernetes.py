@@ -271,8 +271,9 @@ def test_what_the_manifests_promise(base):
                                 "jvb-2.conf", "jvb.conf"]
     assert 'hostname = "xmpp-shard.jitsi.svc.cluster.local"' in snippets["jvb.conf"]
     assert 'hostname = "prosody-0.jitsi.svc.cluster.local"' in snippets["jicofo-shard-a.conf"]
-    nginx = find(docs, "ConfigMap", "jitsi-nginx")["data"]["xmpp-shard.conf"]
-    assert "proxy_pass http://xmpp-shard.jitsi.svc.cluster.local:26280;" in nginx
+    nginx = find(docs, "ConfigMap", "jitsi-nginx")["data"]
+    assert "proxy_pass http://xmpp_shard;" in nginx["xmpp-shard.conf"]
+    assert "server xmpp-shard.jitsi.svc.cluster.local:26280;" in nginx["xmpp-shard-upstream.conf"]
 
 
 def test_pod_backends_use_the_headless_service_names(base):

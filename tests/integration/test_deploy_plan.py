@@ -94,6 +94,25 @@ BAD_PLANS = [
     ("[plan]\ninstances = 2\n[[instance]]\nindex = 1\nlua = \"allow_unencrypted_plain_auth = true\"\n"
      "[[host]]\ndomain = \"a.test\"\ninstance = 0\n[certs]\nmode = \"ca\"",
      ["[[instance]] (index 1) lua", "allow_unencrypted_plain_auth"]),
+    # [[host]] http, [plan] http_port / http_base_port
+    ("[plan]\ninstances = 2\n[[host]]\ndomain = \"a.test\"\ninstance = 0\nhttp = \"yes\"",
+     ["[[host]] #1 (a.test) http", "true or false"]),
+    ("[plan]\ninstances = 2\nhttp_port = 5280\n[[host]]\ndomain = \"a.test\"\ninstance = 0",
+     ["[plan] http_port", "no [[host]] has http = true"]),
+    ("[plan]\ninstances = 2\nhttp_port = 15223\n[[host]]\ndomain = \"a.test\"\ninstance = 0\nhttp = true",
+     ["[plan] http_port", "15223", "clashes", "prosody-1"]),
+    ("[plan]\ninstances = 2\nhttp_port = 5222\n[[host]]\ndomain = \"a.test\"\ninstance = 0\nhttp = true",
+     ["[plan] http_port", "5222", "[plan] port"]),
+    ("[plan]\ninstances = 2\nhttp_base_port = 15222\n[[host]]\ndomain = \"a.test\"\ninstance = 1\nhttp = true",
+     ["[plan] http_base_port", "prosody-1's HTTP port 15223", "http_base_port + 1", "clashes"]),
+    ("[plan]\ninstances = 2\n[[host]]\ndomain = \"a.test\"\ninstance = 0\nhttp = true\n"
+     "[proxy]\nmetrics = \"127.0.0.1:5281\"",
+     ["[proxy] metrics", "5281", "prosody-0's HTTP port"]),
+    ("[plan]\ninstances = 2\nlisten = \"192.0.2.1\"\ntls = \"terminate\"\ndirect_tls_port = 5280\n"
+     "[[host]]\ndomain = \"a.test\"\ninstance = 0\nhttp = true",
+     ["[plan] direct_tls_port", "5280", "[plan] http_port"]),
+    ("[plan]\ninstances = 2\n[jitsi]\ndomain = \"meet.test\"\n[[host]]\ndomain = \"a.test\"\ninstance = 1\nhttp = true",
+     ["[[host]] #1 (a.test) http", "[jitsi]"]),
 ]
 
 
@@ -221,6 +240,41 @@ def test_default_local_plan_still_parses_for_run_local():
     plan = load_plan(REPO / "deploy" / "plans" / "local.toml", ncpu=2)
     assert plan.instances == 2 and plan.jitsi is None
     assert plan.instance_ports() == [15222, 15223]
+
+
+def test_http_hosts_get_the_proxys_http_listener_and_their_instance_an_http_port():
+    """[[host]] http: the proxy's HTTP listener (the code the [jitsi] shards use), a backend
+    NAME-http per instance with such hosts, a route by Host to it, the XMPP routes limited to the
+    XMPP listeners; the instance serves bosh and websocket on loopback, behind the proxy."""
+    hosts = ("[[host]]\ndomain = \"a.test\"\ninstance = 1\nhttp = true\n"
+             "[[host]]\ndomain = \"guest.a.test\"\ninstance = 1\nauth = \"anonymous\"\nhttp = true\n"
+             "[[host]]\ndomain = \"b.test\"\ninstance = 0\n")
+    for tls, listen in (("none", "127.0.0.1"), ("terminate", "0.0.0.0")):
+        plan = parse(f"[plan]\ninstances = 3\nlisten = \"{listen}\"\ntls = \"{tls}\"\n" + hosts
+                     + ("[certs]\nmode = \"ca\"\n" if tls == "terminate" else ""))
+        assert (plan.http_port, plan.http_base_port, plan.http_instances()) == (5280, 5281, [1])
+        lay = expand(plan, [15222, 15223, 15224], listen_port=5222, password=lambda: "pw")
+        cfg = lay.proxy
+        http = cfg.listeners[-1]
+        want = {"name": "http", "protocol": "http"}
+        if tls == "terminate":
+            want.update(bind="0.0.0.0:5280", tls="terminate")
+        else:
+            want.update(bind="127.0.0.1:5280")     # plaintext: loopback, behind a web server
+        assert http == want
+        assert cfg.backends[-1] == {"name": "prosody-1-http", "address": "127.0.0.1:5282",
+                                    "check": "http", "check_path": "/http-bind"}
+        routes = {r["name"]: r for r in cfg.routes}
+        assert routes["prosody-1-http"] == {"name": "prosody-1-http", "domains": ["a.test", "guest.a.test"],
+                                            "backends": ["prosody-1-http"], "listeners": ["http"]}
+        assert routes["prosody-0"]["listeners"] == [l["name"] for l in cfg.listeners if l["name"] != "http"]
+        spec = lay.instances[1]
+        for line in ("http_ports = { 5282 }", 'http_interfaces = { "127.0.0.1" }',
+                     'http_default_host = "a.test"', 'trusted_proxies = { "127.0.0.1" }',
+                     "consider_bosh_secure = true", "consider_websocket_secure = true"):
+            assert line in spec.lua.splitlines(), spec.lua
+        assert all(h.modules == ["bosh", "websocket"] for h in spec.hosts if h.domain.endswith("a.test"))
+        assert "http_ports" not in lay.instances[0].lua and lay.instances[0].hosts[0].modules == []
 
 
 def test_tls_mode_defaults_to_terminate_when_the_plan_has_certs():

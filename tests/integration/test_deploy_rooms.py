@@ -315,11 +315,19 @@ def test_nginx_snippet_passes_nginx_t(base, shards):
     out = base / "out"
     tool("generate", plan, "--out", out, check=True)
     snippet = out / "jitsi" / "nginx-xmpp-shard.conf"
+    upstream = out / "jitsi" / "nginx-xmpp-shard-upstream.conf"
     text = snippet.read_text()
     scheme = "https" if shards == "2-tls" else "http"    # the proxy terminates TLS: nginx speaks it
-    assert text.count(f"proxy_pass {scheme}://127.0.0.1:26280;") == 2
+    assert text.count(f"proxy_pass {scheme}://xmpp_shard;") == 2
     assert text.count("proxy_ssl_name $host;") == (2 if scheme == "https" else 0)
     assert "location = /xmpp-websocket {" in text and "location = /http-bind {" in text
+    # docs/CONFIG.md's locations: keep-alive connections to the proxy for BOSH (which it routes
+    # request by request), Prosody's BOSH hold within the read timeout
+    bind = text[text.index("location = /http-bind {"):]
+    for line in ("proxy_http_version 1.1;", 'proxy_set_header Connection "";', "proxy_read_timeout 150s;"):
+        assert line in bind, bind
+    up = upstream.read_text()
+    assert "upstream xmpp_shard {\n    server 127.0.0.1:26280;\n    keepalive 32;\n}" in up, up
     ng = base / "nginx"
     (ng / "tmp").mkdir(parents=True)
     conf = ng / "nginx.conf"
@@ -334,6 +342,7 @@ http {{
     fastcgi_temp_path {ng}/tmp;
     uwsgi_temp_path {ng}/tmp;
     scgi_temp_path {ng}/tmp;
+    include {upstream};         # the http level, as /etc/nginx/conf.d/*.conf on Debian
     server {{
         listen 127.0.0.1:8443;
         server_name meet.test;

@@ -4,23 +4,37 @@
     printed, one listening as the receiver, the other logging in and sending a message, which
     arrives; both verify the proxy's certificate against the printed CA; Ctrl-C (SIGINT) stops
     everything and removes the temporary directory.
+  - The quick start's browser-side door: a WebSocket XMPP client logs in through the wss:// URL
+    its banner prints (the proxy's HTTP listener, TLS verified against the printed CA, Host and
+    SNI the URL's domain), and the login shows on the Prosody instance behind it.
   - The plaintext plan (deploy/plans/local-plaintext.toml): comes up behind the proxy (another
-    port when 5222 is taken), logins work, a crashed instance is reported loudly, SIGTERM stops
-    everything and leaves no process."""
+    port when 5222 is taken), logins work (over TCP and over the printed ws:// URL), a crashed
+    instance is reported loudly, SIGTERM stops everything and leaves no process."""
 
 import os
 import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from conftest import REPO
+from http_support import WsXmpp
 from xs_clients import login
+
+
+def web_urls(text: str) -> tuple[str, str]:
+    """The WebSocket and BOSH URLs of a run's banner (its `web` lines)."""
+    ws = re.search(r"^\s+web\s+(wss?://\S+/xmpp-websocket)\s", text, re.M)
+    bosh = re.search(r"^\s+(https?://\S+/http-bind)\s", text, re.M)
+    assert ws and bosh, f"no WebSocket and BOSH URLs in the banner:\n{text}"
+    return ws.group(1), bosh.group(1)
 
 
 class Lines:
@@ -112,6 +126,16 @@ def test_run_local_plaintext_plan(proxy_bin, base_dir):
         jid = "alice@tenant1.localhost"
         assert login(port, jid, accounts[jid]).ok
         out.wait_for(r"^\[proxy\] ", 5)
+        # The printed ws:// URL: plaintext through the proxy's HTTP listener to prosody-0.
+        ws, bosh = web_urls(out.text())
+        u = urlsplit(ws)
+        assert u.scheme == "ws" and urlsplit(bosh).scheme == "http" and urlsplit(bosh).netloc == u.netloc
+        c = WsXmpp(u.port, host="127.0.0.1", host_header=u.hostname, domain="guest.meet.localhost")
+        try:
+            wjid = c.login_anonymous().split("/")[0]
+        finally:
+            c.close()
+        out.wait_for(rf"^\[prosody-0\] .*Authenticated as {re.escape(wjid)}", 10)
 
         # A crashed instance is reported loudly; the rest keeps running.
         os.kill(inst["prosody-1"][0], signal.SIGKILL)
@@ -173,7 +197,7 @@ def test_quick_start_prints_a_client_command_that_works(proxy_bin, tmp_path):
                         if line and not line.startswith("#"))
         send = re.search(r"^    (echo .*\| .*go-sendxmpp .*)$", text, re.M).group(1)
         listen = re.search(r"^    (\S+ go-sendxmpp -l .*)$", text, re.M).group(1)
-        assert "web" in text and "xmpp-websocket" not in text, "a WebSocket URL the plan does not serve"
+        assert re.search(r"^\s+web\s+wss://", text, re.M), "no wss:// URL for browser-side clients"
 
         # What the commands say: the CA is trusted (no -n), the password is the account's, the
         # server is the proxy's port.
@@ -214,3 +238,50 @@ def test_quick_start_prints_a_client_command_that_works(proxy_bin, tmp_path):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+@pytest.mark.timeout(90)
+def test_quick_start_prints_a_websocket_url_that_works(proxy_bin):
+    """The quick start's browser-side door: the banner's wss:// URL is the proxy's HTTP listener
+    (TLS terminated there); a WebSocket XMPP client (RFC 7395) connects to it as a browser would,
+    verifying the certificate against the printed CA for the URL's host name (SNI and Host), logs
+    in anonymously on guest.meet.localhost and pings; the login shows on the Prosody instance
+    that hosts it (its log: "Authenticated as"), reached through the listener."""
+    p = subprocess.Popen([str(REPO / "deploy" / "run-local"), "--proxy", str(proxy_bin)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    out = Lines(p.stdout)
+    try:
+        out.wait_for(r"^\s+files\s+(\S+)\s+\(temporary", 45)
+        text = out.text()
+        ca = re.search(r"^\s+CA\s+(\S+)\s", text, re.M).group(1)
+        ws, bosh = web_urls(text)
+        u, b = urlsplit(ws), urlsplit(bosh)
+        assert (u.scheme, u.path, b.scheme, b.path) == ("wss", "/xmpp-websocket", "https", "/http-bind"), (ws, bosh)
+        assert u.netloc == b.netloc and u.hostname == "meet.localhost", (ws, bosh)
+        assert re.search(r"trust the CA above in the browser", text), text
+        # The listener's address (the banner's): *.localhost is loopback for browsers; this
+        # machine's resolver may not know it, so connect there and name the host in SNI and Host.
+        listener = re.search(rf"the proxy's HTTP listener on (\S+):{u.port} ", text)
+        assert listener, text
+        ctx = ssl.create_default_context(cafile=ca)     # verifies the chain and the host name
+        c = WsXmpp(u.port, host=listener.group(1), host_header=u.hostname,
+                   domain="guest.meet.localhost", tls=ctx)
+        try:
+            jid = c.login_anonymous().split("/")[0]
+            assert c.ping()
+            assert c.sock.version() in ("TLSv1.2", "TLSv1.3") and c.sock.selected_alpn_protocol() in (None, "http/1.1")
+        finally:
+            c.close()
+        out.wait_for(rf"^\[prosody-0\] .*Authenticated as {re.escape(jid)}", 10)
+        out.wait_for(r"^\[proxy\] .*listener=http domain=meet\.localhost route=prosody-0-http "
+                     r"backend=prosody-0-http", 10)
+        # TLS for a name the plan has no certificate for fails: the SNI picks the certificate.
+        with pytest.raises(ssl.SSLError):
+            WsXmpp(u.port, host=listener.group(1), host_header="elsewhere.test", tls=ctx)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(30) == 0, out.text()[-3000:]
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
