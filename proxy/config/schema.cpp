@@ -132,9 +132,11 @@ const Key<B> kBackend[] = {
     integer("fall", &B::fall, 1, 100, "health checks failed in a row to go down"),
     boolean("drain", &B::drain, "no new sessions, live ones stay (apply with SIGHUP)"),
     integer("max_connecting", &B::max_connecting, 0, 1'000'000,
-            "attempts in flight (connect and header answer); more wait in the queue; 0: no limit"),
+            "attempts in flight (connect and header answer; for a BOSH request: until it is sent, "
+            "its hold does not count); more wait in the queue; 0: no limit"),
     number("max_new_per_second", &B::max_new_per_second, 0, 1e6,
-           "new sessions per second; more wait in the queue; 0: no limit"),
+           "new sessions per second (a BOSH request with a `sid` continues a session: no admission "
+           "at all); more wait in the queue; 0: no limit"),
     integer("max_queue", &B::max_queue, 0, 1'000'000,
             "sessions waiting for admission per worker; more are refused"),
     duration("queue_timeout", &B::queue_timeout, Zero::Refused,

@@ -35,6 +35,10 @@ void Session::connect_next() {
             continue;
         }
         mark_ns_ = uv_hrtime();
+        if (door_->continues_session()) {  // not a join: no admission slot
+            connect_now();
+            return;
+        }
         if (backend_state_->try_acquire(b, uv_now(host_.loop()))) {
             holding_slot_ = true;
             connect_now();
@@ -139,6 +143,9 @@ void Session::on_connected(int status) {
     start_timer(door_->long_poll() ? cfg().proxy.hold_timeout : cfg().proxy.backend_timeout);
     if (!reused_ && !write_proxy_header()) return;  // a kept-alive connection has had its header
     send(kBackend, replay_.data(), replay_.size());
+    // A BOSH poll may be held for `wait` seconds: it is connected and sent, which is all that
+    // max_connecting bounds.
+    if (door_->long_poll()) release_slot();
 }
 
 // The backend answered: bytes flow both ways from now on (for HTTP, until the response ends).

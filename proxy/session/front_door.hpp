@@ -136,6 +136,10 @@ public:
     // The routed request is a long poll the backend may hold (BOSH): its answer is awaited for
     // hold_timeout instead of backend_timeout.
     virtual bool long_poll() const { return false; }
+    // The routed request continues a session the backend already has (a BOSH request with a
+    // sid): it is not a join, so admission control (max_connecting, max_new_per_second, the
+    // queue) does not apply to it.
+    virtual bool continues_session() const { return false; }
 };
 
 // The door for a listener: plain XMPP header, STARTTLS terminate, Direct TLS terminate, Direct

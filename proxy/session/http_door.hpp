@@ -44,6 +44,9 @@ public:
     Verdict next() override;
     bool idle() const override { return bytes_.empty(); }
     bool long_poll() const override { return long_poll_; }
+    bool continues_session() const override {
+        return long_poll_ && bosh_reader_.status() == routing::BoshStatus::Done && bosh_reader_.body().has_sid;
+    }
 
     // The HTTP status a refusal of this condition gets (when the door did not set one itself).
     static int status_for(routing::StreamCondition c);

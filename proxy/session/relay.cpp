@@ -231,8 +231,10 @@ void Session::side_finished(Side side, int status) {
         case State::AwaitingBackend:
             if (side == kClient) {
                 // A half-close (FIN) is passed on once relaying starts (the backend's answer
-                // still reaches the client); a reset ends the session now.
+                // still reaches the client); a reset ends the session now. An HTTP client that
+                // closes has given up on its request (a held BOSH poll): that ends it too.
                 if (!eof) finish(EndReason::ClientError);
+                else if (door_ && door_->exchanges()) finish(EndReason::ClientClosed);
                 return;
             }
             log::warn("backend ", cfg().backends[backend_index_].name, " closed before answering: ",

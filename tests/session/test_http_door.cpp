@@ -481,3 +481,44 @@ TEST_CASE("http door: draining, a keep-alive connection ends with its current re
     ::close(client);
     ::close(fd);
 }
+
+TEST_CASE("http door: held BOSH polls do not hold admission slots; continuations bypass admission", "[http][bosh]") {
+    Web w("max_connecting = 1\nmax_new_per_second = 1\n");  // on shard-2 only
+    auto rooms = rooms_apart();
+    std::vector<int> clients, fds;
+    // Three session creations: each is sent (its slot released at once), then held by the backend.
+    for (int i = 0; i < 3; ++i) {
+        int c = w.open();
+        REQUIRE(write_all(c, bosh(rooms[1], kBody)));
+        int fd = -1;
+        if (i == 0) {
+            REQUIRE(w.accepted(&fd) == 1);
+        } else {
+            // max_new_per_second = 1: the second and third wait for rate tokens, then go.
+            REQUIRE(w.host.run_until([&] { return fd >= 0 || (fd = ::accept(w.lb, nullptr, nullptr)) >= 0; }, 3000));
+        }
+        clients.push_back(c);
+        fds.push_back(fd);
+    }
+    // Ten continuations (with a sid) at once: no admission, all reach the backend now.
+    std::string cont = "<body rid='2' sid='abc' xmlns='http://jabber.org/protocol/httpbind'/>";
+    for (int i = 0; i < 10; ++i) {
+        int c = w.open();
+        REQUIRE(write_all(c, bosh(rooms[1], cont)));
+        clients.push_back(c);
+    }
+    int got = 0;
+    w.host.run_until([&] {
+        int fd;
+        while ((fd = ::accept(w.lb, nullptr, nullptr)) >= 0) {
+            fds.push_back(fd);
+            ++got;
+        }
+        return got == 10;
+    }, 500);
+    CHECK(got == 10);
+    CHECK(w.snap->rt->states[1]->connecting() == 0);
+    for (int c : clients) ::close(c);
+    for (int fd : fds) ::close(fd);
+    REQUIRE(w.host.run_until([&] { return w.host.live.empty(); }));
+}
