@@ -259,7 +259,9 @@ class HonestProbe:
         return (f"{n} ok, {self.failures} failed, median {lat[n // 2] * 1000:.0f} ms, "
                 f"worst {lat[-1] * 1000:.0f} ms")
 
-    def check(self, max_latency: float = 2.0, min_ok: int = 1) -> None:
+    def check(self, max_latency: float = 5.0, min_ok: int = 1) -> None:
+        # A starved honest client waits for the whole attack (tens of seconds); 5 s leaves room
+        # for a machine busy with other jobs (one run saw 2.4 s at load average 7).
         assert self.failures == 0, f"honest clients failed during the attack: {self.summary()}"
         assert len(self.latencies) >= min_ok, f"too few honest probes ran: {self.summary()}"
         assert self.worst <= max_latency, f"an honest client waited too long: {self.summary()}"
