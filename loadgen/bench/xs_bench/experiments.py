@@ -54,6 +54,9 @@ class Params:
     web_rate: int = 500
     web_memory_sessions: tuple = (1000, 4000)
     transports: tuple = ("websocket",)
+    web_bosh_clients: int = 100
+    web_bosh_rate: int = 200
+    web_bosh_secs: float = 10
 
     @classmethod
     def quick(cls) -> "Params":
@@ -62,7 +65,7 @@ class Params:
                    stub_rate=500, overhead_secs=2, setup_secs=2, setup_rounds=1, memory_sessions=(200, 500),
                    web_fixed_rooms=5, web_ladder=(2, 5), web_reps=1, web_scaling=(1, 3, 4),
                    web_scaling_ladder=(5,), web_overhead_rounds=1, web_rate=100,
-                   web_memory_sessions=(100, 300))
+                   web_memory_sessions=(100, 300), web_bosh_clients=20, web_bosh_rate=50, web_bosh_secs=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,4 +431,34 @@ def web_memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
         if len(pts) >= 2 and pts[-1]["held"] > pts[0]["held"]:
             slope = (pts[-1]["rss_held_mb"] - pts[0]["rss_held_mb"]) * 1024 / (pts[-1]["held"] - pts[0]["held"])
             out[name].append({"slope_kb_per_session": slope})
+    return out
+
+
+def web_bosh(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """BOSH through each front: `steady --transport bosh` (anonymous login, messages to the
+    sender's own full JID at a fixed rate), straight to w1 and through each front's one-shard
+    entry, in that order. Every count is over the whole run (login included): requests
+    (`bosh_requests`) per second of the run, and the front's CPU per request, whose inverse is
+    what one front thread could serve."""
+    out = {}
+    for name, server, watch in web_paths(stack):
+        rep = lg.run(f"bosh-{name}", "steady",
+                     ["--server", server, "--transport", "bosh", "--domain", GUEST,
+                      "--clients", p.web_bosh_clients, "--rate", p.web_bosh_rate, "--warmup", 2,
+                      "--duration", p.web_bosh_secs], watch={**watch, "backend": stack.instances["w1"].pid},
+                     timeout=150)
+        f = proc(rep, "front")
+        n = count(rep, "bosh_requests")
+        r = {"requests": n, "connections": count(rep, "bosh_connections"), "wall_s": rep["wall_s"],
+             "requests_per_s": n / rep["wall_s"] if rep["wall_s"] else None,
+             "p50": lat(rep, "message_rtt", "p50"), "p99": lat(rep, "message_rtt"),
+             "errors": rep["errors_total"], "error_kinds": rep["errors"],
+             "front_cpu_s": f.get("cpu_s_total"),
+             "front_cpu_us_per_request": f["cpu_s_total"] / n * 1e6 if f and n else None,
+             "front_rss_mb": f.get("rss_mb_peak"),
+             "loadgen_cpu_pct": proc(rep, "loadgen").get("cpu_pct_avg")}
+        out[name] = r
+        lg.log(f"  bosh {name}: {n} requests ({r['requests_per_s'] or 0:.0f}/s), {r['connections']} connections, "
+               f"p50 {r['p50']:.2f} ms, front CPU {r['front_cpu_us_per_request'] or 0:.1f} us/request, "
+               f"errors {r['errors']}")
     return out

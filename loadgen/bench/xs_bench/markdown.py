@@ -139,6 +139,10 @@ def render(res: dict) -> str:
         out.append("")
     if res.get("web"):
         out.append(render_web(res))
+    if res.get("bosh"):
+        out.append(render_bosh(res["bosh"], res["params"]))
+        out.append(table(["goal", "measured", "status"], bosh_goals(res["bosh"])))
+        out.append("")
     g = goals(res)
     if g:
         out.append("### Goals")
@@ -312,6 +316,8 @@ def render_web(res: dict) -> str:
                          f(rr.get("at_2s_interpolated"), 0), f(_ratio(_at2s(rr), base), 2), sizes_])
         out.append(table(["N", "largest passing", "size at p99 = 2 s", "vs A-web", "p99 join ms by size"], rows))
         out.append("")
+    if wb.get("bosh"):
+        out.append(render_bosh(wb["bosh"], prm))
     out.append("#### Goals (issue 16)")
     out.append("")
     out.append(table(["goal", "measured", "status"], web_goals(res)))
@@ -355,10 +361,37 @@ def web_goals(res: dict) -> list[list]:
             if s is not None and h:
                 rows.append([f"memory per idle WebSocket session <= 0.5x {peer}'s",
                              f"{f(s, 2)} vs {f(h, 2)} KB = {f(s / h, 2)}x", "met" if s <= 0.5 * h else "missed"])
-    if not res.get("web_loadgen", {}).get("bosh"):
+    if wb.get("bosh"):
+        rows += bosh_goals(wb["bosh"])
+    elif not res.get("web_loadgen", {}).get("bosh"):
         rows.append(["BOSH requests/s >= nginx's", "the loadgen had no --transport bosh at this commit", "not measured"])
     worst = max((x["max_pct"] or 0) for x in ls.values()) if ls else None
     med = _median([x["median_pct"] for x in ls.values()])
     rows.append(["loadgen under 10 % of a core during the storm", f"median {f(med, 1)} %, max {f(worst, 1)} %",
                  "met" if worst is not None and worst < 10 else "missed"])
     return rows
+
+
+def render_bosh(b: dict, prm: dict) -> str:
+    out = [f"### BOSH through each front (to w1; {prm['web_bosh_clients']} sessions, {prm['web_bosh_rate']} "
+           f"messages/s to themselves, {prm['web_bosh_secs']} s after a 2 s warm-up; counts over the whole run)", ""]
+    rows = [[n, r["requests"], f(r["requests_per_s"], 0), r["connections"], f(r["p50"], 2), f(r["p99"], 2),
+             f(r["front_cpu_us_per_request"], 1),
+             f(1e6 / r["front_cpu_us_per_request"], 0) if r.get("front_cpu_us_per_request") else "n/a",
+             r["errors"]] for n, r in b.items()]
+    out.append(table(["path", "BOSH requests", "requests/s", "TCP connections", "round trip p50 ms", "p99 ms",
+                      "front CPU us / request", "requests/s one front thread could serve (1 / CPU)", "errors"], rows))
+    out.append("")
+    return "\n".join(out)
+
+
+def bosh_goals(b: dict) -> list[list]:
+    s, n = b.get("xmpp-shard", {}), b.get("nginx", {})
+    cs, cn = s.get("front_cpu_us_per_request"), n.get("front_cpu_us_per_request")
+    if not cs or not cn:
+        return [["BOSH requests/s >= nginx's", "no CPU figure", "not measured"]]
+    return [["BOSH requests/s >= nginx's (one thread each: 1 / CPU per request)",
+             f"{1e6 / cs:.0f} vs {1e6 / cn:.0f} requests/s per core ({cs:.1f} vs {cn:.1f} us per request; "
+             f"offered {s.get('requests_per_s') or 0:.0f} vs {n.get('requests_per_s') or 0:.0f}/s; "
+             f"errors {s.get('errors')} vs {n.get('errors')})",
+             "met" if cs <= cn and not s.get("errors") else "missed"]]
