@@ -2,35 +2,11 @@
 
 #include <cctype>
 
+#include "http_fields.hpp"
+
 namespace xs::loadgen::http {
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string o(s);
-    for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return o;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return s;
-}
-
-// The comma-separated tokens of a header value, lower-cased, in order.
-template <typename F>
-void each_token(std::string_view value, F f) {
-    std::string v = lower(value);
-    std::size_t i = 0;
-    while (i <= v.size()) {
-        std::size_t c = v.find(',', i);
-        if (c == std::string::npos) c = v.size();
-        std::string_view t = trim(std::string_view(v).substr(i, c - i));
-        if (!t.empty()) f(t);
-        i = c + 1;
-    }
-}
 
 constexpr std::size_t kMaxLine = 4096;  // a chunk-size line or a trailer field
 

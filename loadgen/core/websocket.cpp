@@ -6,37 +6,17 @@
 #include <cctype>
 #include <cstring>
 
+#include "http_fields.hpp"
 #include "sasl.hpp"
 #include "xml_stream.hpp"
 
 namespace xs::loadgen::ws {
 
+using http::has_token;
+using http::lower;
+using http::trim;
+
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string o(s);
-    for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return o;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return s;
-}
-
-// Does the comma-separated header value contain `token` (case-insensitive)?
-bool has_token(std::string_view value, std::string_view token) {
-    std::string v = lower(value);
-    std::size_t i = 0;
-    while (i <= v.size()) {
-        std::size_t c = v.find(',', i);
-        if (c == std::string::npos) c = v.size();
-        if (trim(std::string_view(v).substr(i, c - i)) == token) return true;
-        i = c + 1;
-    }
-    return false;
-}
 
 std::uint32_t random_u32() {
     std::uint32_t x = 0;

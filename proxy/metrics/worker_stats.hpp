@@ -39,6 +39,12 @@ enum class Direction { ToBackend, ToClient };
 enum class HttpClass { C1xx, C2xx, C3xx, C4xx, C5xx };
 inline constexpr std::size_t kHttpClassCount = 5;
 
+using HttpCounters = CountersBy<HttpClass, kHttpClassCount>;
+// Counts an HTTP status (100..599) in its class; others are not counted.
+inline void count_http_status(HttpCounters& c, int status) {
+    if (status >= 100 && status <= 599) c[static_cast<HttpClass>(status / 100 - 1)].add();
+}
+
 inline constexpr std::size_t kConditionCount = 13;  // routing::StreamCondition values
 inline constexpr std::size_t kTlsResultCount = 7;   // tls::TlsFailure values (None = "ok")
 
@@ -57,7 +63,7 @@ public:
         LocalHistogram connect_seconds;
         LocalCounter connect_failures;
         LocalCounter reused;  // HTTP requests sent on an idle pooled connection
-        CountersBy<HttpClass, kHttpClassCount> http_responses;  // HTTP: the backend's answers
+        HttpCounters http_responses;  // HTTP: the backend's answers
         LocalHistogram queue_wait_seconds;
         LocalGauge queued;
         CountersBy<Admission, kAdmissionCount> admission_refusals;
@@ -69,7 +75,7 @@ public:
         LocalCounter rate_limited;
         CountersBy<tls::TlsFailure, kTlsResultCount> tls_handshakes;  // None = ok
         LocalHistogram tls_handshake_seconds;
-        CountersBy<HttpClass, kHttpClassCount> http_responses;  // HTTP listeners
+        HttpCounters http_responses;  // HTTP listeners
         LocalGauge websockets;                                  // HTTP: upgraded and relaying
     };
     using SessionKey = std::tuple<std::string, std::string, std::string>;  // listener, route, backend

@@ -25,13 +25,4 @@ Verdict alpn_verdict(std::string_view alpn, std::string_view wanted, std::string
                          "ALPN " + std::string(alpn) + " on an " + std::string(listener_kind) + " listener");
 }
 
-// A door without exchanges relays raw bytes from the backend's first answer on.
-Relayed FrontDoor::response(std::string_view bytes, const config::BackendConfig&, ListenerCell&, std::string& out) {
-    out.append(bytes);
-    Relayed r;
-    r.step = Relayed::Step::Upgraded;
-    r.used = bytes.size();
-    return r;
-}
-
 }  // namespace xs::session

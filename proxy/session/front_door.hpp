@@ -122,8 +122,13 @@ public:
     virtual std::size_t request(std::string_view bytes) { return bytes.size(); }
     // Backend bytes: appends to `out` what the client gets (the response head once whole, with
     // the door's rewrites; then body bytes as they come).
-    virtual Relayed response(std::string_view bytes, const config::BackendConfig& backend, ListenerCell& cell,
-                             std::string& out);
+    // (Called only when exchanges(); a door without exchanges is freed at the first answer.)
+    virtual Relayed response(std::string_view, const config::BackendConfig&, ListenerCell&, std::string&) {
+        Relayed r;
+        r.step = Relayed::Step::Bad;
+        r.detail = "this door frames no exchanges";
+        return r;
+    }
     // After a Done response: whether the client's connection may carry another request, and
     // whether the backend's connection may serve another one (a framed keep-alive response to a
     // request the backend read whole).

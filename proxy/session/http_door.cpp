@@ -62,7 +62,7 @@ Verdict HttpDoor::feed(std::string_view bytes) {
         // Without a room the body decides: wait for its root tag (bounded, under header_timeout).
         bool more = head.has_content_length && body.size() < head.content_length && body.size() < kBoshRootBytes;
         if (key->hash_key.empty() && bosh_reader_.status() == routing::BoshStatus::NeedMore && more) return {};
-        if (bosh_reader_.status() == routing::BoshStatus::Done) {
+        if (bosh_root_read()) {
             const routing::BoshBody& root = bosh_reader_.body();
             std::optional<std::string> owner;
             if (root.has_sid && ctx_.bosh) owner = ctx_.bosh->owner(root.sid);  // also keeps it alive
@@ -102,7 +102,7 @@ Verdict HttpDoor::feed(std::string_view bytes) {
 void HttpDoor::read_bosh_root(std::string_view body_bytes) {
     if (bosh_reader_.status() != routing::BoshStatus::NeedMore) return;
     bosh_fed_ += body_bytes.size();
-    if (bosh_reader_.feed(body_bytes) == routing::BoshStatus::Done) creating_ = !bosh_reader_.body().has_sid;
+    bosh_reader_.feed(body_bytes);
 }
 
 std::size_t HttpDoor::request(std::string_view bytes) {
@@ -125,7 +125,7 @@ Verdict HttpDoor::next() {
     resp_body_ = BodyFramer::none();
     bosh_reader_ = routing::BoshBodyReader(kBoshRootBytes);
     bosh_fed_ = 0;
-    creating_ = capture_ = false;
+    capture_ = false;
     std::string().swap(captured_);
     status_ = 0;
     websocket_ = false;
@@ -162,17 +162,8 @@ std::string HttpDoor::refusal(StreamCondition c, std::string_view, std::string_v
     return routing::http_error_response(status, {}, detail);
 }
 
-namespace {
-
-void count_status(int status, FrontDoor::ListenerCell& cell) {
-    if (status >= 100 && status <= 599)
-        cell.http_responses[static_cast<metrics::HttpClass>(status / 100 - 1)].add();
-}
-
-}  // namespace
-
 void HttpDoor::refused(StreamCondition c, ListenerCell& cell) {
-    count_status(status_ != 0 ? status_ : status_for(c), cell);
+    metrics::count_http_status(cell.http_responses, status_ != 0 ? status_ : status_for(c));
 }
 
 // The backend's bytes: the head is gathered until whole (then rewritten and counted by
@@ -230,7 +221,7 @@ Relayed HttpDoor::response_head(std::string_view bytes, const config::BackendCon
     if (!ctx_.listener.shard_header.empty())
         head = with_response_field(head, ctx_.listener.shard_header,
                                    backend.shard.empty() ? backend.name : backend.shard);
-    count_status(h.status, cell);
+    metrics::count_http_status(cell.http_responses, h.status);
     r.status = h.status;
     if (h.status == 101 && websocket_) {
         out += head;
@@ -261,7 +252,7 @@ Relayed HttpDoor::response_head(std::string_view bytes, const config::BackendCon
     if (!client_keep_ && !h.conn_close) head = with_response_field(head, "Connection", "close");
     resp_keep_ = h.keep_alive;
     resp_body_ = routing::response_body_framing(h, method_);
-    capture_ = creating_ && h.status == 200 && resp_body_.kind() == BodyFramer::Kind::Length;
+    capture_ = creating() && h.status == 200 && resp_body_.kind() == BodyFramer::Kind::Length;
     resp_head_done_ = true;
     std::string().swap(resp_head_);
     out += head;

@@ -44,9 +44,7 @@ public:
     Verdict next() override;
     bool idle() const override { return bytes_.empty(); }
     bool long_poll() const override { return long_poll_; }
-    bool continues_session() const override {
-        return long_poll_ && bosh_reader_.status() == routing::BoshStatus::Done && bosh_reader_.body().has_sid;
-    }
+    bool continues_session() const override { return long_poll_ && bosh_root_read() && bosh_reader_.body().has_sid; }
 
     // The HTTP status a refusal of this condition gets (when the door did not set one itself).
     static int status_for(routing::StreamCondition c);
@@ -56,6 +54,9 @@ private:
     Relayed response_head(std::string_view bytes, const config::BackendConfig& backend, ListenerCell& cell,
                           std::string& out);
     void read_bosh_root(std::string_view body_bytes);
+    bool bosh_root_read() const { return bosh_reader_.status() == routing::BoshStatus::Done; }
+    // A BOSH session creation request (a root without sid).
+    bool creating() const { return long_poll_ && bosh_root_read() && !bosh_reader_.body().has_sid; }
 
     DoorContext ctx_;
     routing::HttpRequestReader reader_;
@@ -82,7 +83,6 @@ private:
     // learned from the response, for the requests that follow.
     routing::BoshBodyReader bosh_reader_{kBoshRootBytes};
     std::size_t bosh_fed_ = 0;   // body bytes given to bosh_reader_
-    bool creating_ = false;      // a BOSH session creation request (a root without sid)
     bool capture_ = false;       // keep the response body for its sid
     std::string captured_;
     static constexpr std::size_t kBoshRootBytes = 4096;

@@ -16,8 +16,7 @@ void Session::on_response(const char* data, std::size_t len) {
         count(kClient, out.size());
         to_client(out.data(), out.size());
     }
-    if (r.status >= 100 && r.status <= 599)
-        backend_cell_->http_responses[static_cast<metrics::HttpClass>(r.status / 100 - 1)].add();
+    metrics::count_http_status(backend_cell_->http_responses, r.status);
     switch (r.step) {
         case Relayed::Step::More:
             return;
@@ -36,8 +35,9 @@ void Session::on_response(const char* data, std::size_t len) {
     }
 }
 
-// This exchange's share of the session counts: a keep-alive connection counts as a session on
-// a backend while one of its requests is there.
+// The live-session counts on the backend, taken when it answered: at the end of an HTTP exchange
+// (a keep-alive connection counts as a session on a backend while one of its requests is
+// there) and at the session's end.
 void Session::end_exchange() {
     if (counted_live_) {
         backend_state_->session_ended();

@@ -119,12 +119,16 @@ void Session::on_client_bytes(const char* data, std::size_t len) {
 void Session::on_backend_bytes(const char* data, std::size_t len) {
     if (state_ == State::AwaitingBackend) begin_relay();
     else if (state_ != State::Relaying && state_ != State::Closing) return;
-    if (door_) {
+    if (door_ && door_->exchanges()) {
         on_response(data, len);
         return;
     }
     count(kClient, len);
     to_client(data, len);
+    if (door_) {  // the backend's first answer: a raw relay from here on
+        door_.reset();  // no refusal after this point
+        after_answer();
+    }
 }
 
 // A raw relay began (the door is gone): read the client on, or pass on a FIN it sent while the

@@ -204,9 +204,8 @@ void Session::finish(EndReason r) {
     log_end();
     host_.stats().ended(r);
     listener_cell_->connections.add(-1);
-    if (session_cell_) session_cell_->active.add(-1);
+    end_exchange();  // the session's (or the current HTTP exchange's) counts on its backend
     if (held_) held_->add(-1);
-    if (counted_live_) backend_state_->session_ended();
     set_state(State::Closed);
     discard_backend();
     door_.reset();

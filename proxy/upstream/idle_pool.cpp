@@ -14,6 +14,13 @@ struct Tag {
 
 }  // namespace
 
+// Forgets a parked handle's tag and closes it (on_closed frees it).
+void IdlePool::close_parked(uv_tcp_t* h) {
+    delete static_cast<Tag*>(h->data);
+    h->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), on_closed);
+}
+
 int IdlePool::init(uv_loop_t* loop) {
     loop_ = loop;
     int rc = uv_timer_init(loop, &timer_);
@@ -26,11 +33,7 @@ void IdlePool::close() {
     if (!open_) return;
     open_ = false;
     for (auto& [key, bucket] : buckets_)
-        for (Parked& p : bucket) {
-            delete static_cast<Tag*>(p.h->data);
-            p.h->data = nullptr;
-            uv_close(reinterpret_cast<uv_handle_t*>(p.h), on_closed);
-        }
+        for (Parked& p : bucket) close_parked(p.h);
     buckets_.clear();
     count_ = 0;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
@@ -78,9 +81,7 @@ void IdlePool::drop(uv_tcp_t* h) {
             --count_;
         }
     }
-    delete tag;
-    h->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(h), on_closed);
+    close_parked(h);
 }
 
 void IdlePool::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -104,9 +105,7 @@ void IdlePool::sweep() {
             uv_tcp_t* h = bucket.front().h;
             bucket.pop_front();
             --count_;
-            delete static_cast<Tag*>(h->data);
-            h->data = nullptr;
-            uv_close(reinterpret_cast<uv_handle_t*>(h), on_closed);
+            close_parked(h);
         }
     std::erase_if(buckets_, [](const auto& kv) { return kv.second.empty(); });
     if (count_ == 0) uv_timer_stop(&timer_);

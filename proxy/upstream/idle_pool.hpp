@@ -45,6 +45,7 @@ private:
     static void on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buf);
     static void on_timer(uv_timer_t* t);
     static void on_closed(uv_handle_t* h);
+    static void close_parked(uv_tcp_t* h);
     void drop(uv_tcp_t* h);  // remove from its bucket and close
     void sweep();
 
