@@ -6,13 +6,14 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
-  libuv1-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
+  libuv1-dev libc-ares-dev libpugixml-dev libexpat1-dev libssl-dev libtomlplusplus-dev prometheus-cpp-dev catch2
   prosody lua-unbound python3 python3-slixmpp python3-pytest openssl procps iproute2 prometheus
   haproxy  # loadgen/bench: topology E (HAProxy in TCP mode)
   # tests/integration/test_interop.py: client implementations through every door of the proxy
   go-sendxmpp python3-nbxmpp gir1.2-glib-2.0 glib-networking libstrophe-dev sendxmpp
   libhttp-parser-dev  # tests/unit and tests/fuzz: an oracle for routing/http_head
   nginx-light  # tests/integration/test_deploy_rooms.py: `nginx -t` on the generated site snippet
+  dnsmasq-base  # tests/integration/test_srv_discovery.py: SRV records for a test zone on loopback
 )
 
 missing=()

@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "app/discovery.hpp"
 #include "app/worker.hpp"
+#include "config/discovered.hpp"
 #include "config/loader.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/http_server.hpp"
@@ -39,7 +41,8 @@ bool same_check(const config::BackendConfig& a, const config::BackendConfig& b) 
 }
 
 struct Daemon {
-    std::shared_ptr<const config::Config> cfg;
+    std::shared_ptr<const config::Config> base;  // as loaded: `srv` groups not expanded
+    std::shared_ptr<const config::Config> cfg;   // what the workers run: groups expanded
     std::shared_ptr<const session::Snapshot> snap;  // cfg and the runtime state attached to it
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<std::shared_ptr<metrics::WorkerStats>> stats;
@@ -50,6 +53,7 @@ struct Daemon {
     metrics::DaemonCounters counters;
     std::unique_ptr<metrics::HttpServer> http;
     uv_loop_t loop{};
+    std::unique_ptr<Discovery> discovery;
     uv_signal_t sigterm{}, sigint{}, sighup{};
     uv_async_t worker_exited{};
     std::atomic<unsigned> exited{0};
@@ -127,6 +131,55 @@ struct Daemon {
         return true;
     }
 
+    // `b` with its groups' discovered members in place of the groups; null when that does not
+    // compile (logged).
+    std::shared_ptr<const config::Config> expand(const std::shared_ptr<const config::Config>& b) {
+        if (!config::has_discovery(*b)) return b;
+        auto e = config::expand_discovered(*b, discovery->members());
+        for (const auto& note : e.notes) log::warn("discovery: ", note);
+        return e.config;
+    }
+
+    void apply(std::shared_ptr<const config::Config> next) {
+        cfg = std::move(next);
+        snap = attach(cfg);
+        sync_checkers();
+        for (auto& w : workers) w->post_snapshot(snap);
+    }
+
+    // A group's members changed: new sessions see them; live ones keep their backend.
+    void on_discovered() {
+        if (draining) return;
+        auto next = expand(base);
+        if (!next) {
+            log::error("discovery: the new members do not fit the routes; configuration unchanged");
+            return;
+        }
+        apply(std::move(next));
+        log::info("discovery: applied to new sessions (", cfg->backends.size(), " backends)");
+    }
+
+    // Resolves the groups once before serving, so that the first sessions find members;
+    // bounded by connect_timeout (then the groups without an answer refuse until one comes).
+    void discover_first() {
+        if (!config::has_discovery(*base)) return;
+        discovery->sync(*base);
+        uv_timer_t t{};
+        bool expired = false;
+        uv_timer_init(&loop, &t);
+        t.data = &expired;
+        uv_timer_start(&t, [](uv_timer_t* h) { *static_cast<bool*>(h->data) = true; },
+                       static_cast<uint64_t>(base->proxy.connect_timeout.count()), 0);
+        while (!discovery->settled() && !expired) uv_run(&loop, UV_RUN_ONCE);
+        uv_close(reinterpret_cast<uv_handle_t*>(&t), nullptr);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (!discovery->settled()) log::warn("discovery: no answer within connect_timeout; resolving on");
+        if (auto next = expand(base)) {
+            cfg = std::move(next);
+            snap = attach(cfg);
+        }
+    }
+
     void reload() {
         if (draining) return;
         log::info("SIGHUP: reloading ", cfg->path);
@@ -138,15 +191,20 @@ struct Daemon {
         } else {
             reload_compatible(*result.config, why);  // sets why when it is not
         }
+        std::shared_ptr<const config::Config> next;
+        if (why.empty()) {
+            discovery->sync(*result.config);
+            next = expand(result.config);
+            if (!next) why = "the routes do not compile with the discovered backends";
+        }
         if (!why.empty()) {
             counters.reloads_failure.fetch_add(1);
             log::error("reload failed: ", why, "; configuration unchanged");
+            discovery->sync(*base);
             return;
         }
-        cfg = result.config;
-        snap = attach(cfg);
-        sync_checkers();
-        for (auto& w : workers) w->post_snapshot(snap);
+        base = result.config;
+        apply(std::move(next));
         counters.reloads_success.fetch_add(1);
         counters.last_reload_success_seconds.store(unix_now());
         log::info("reload: applied to new sessions (", cfg->backends.size(), " backends, ",
@@ -177,6 +235,7 @@ struct Daemon {
     }
 
     void close_all() {
+        discovery->close();
         for (auto& [name, c] : checkers) c->stop();
         checkers.clear();
         if (http) http->close();
@@ -244,11 +303,14 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
     check_fd_limit(*initial, n);
     auto connections = std::make_shared<std::atomic<int64_t>>(0);
     Daemon d;
+    d.base = initial;
     d.cfg = initial;
     d.snap = d.attach(initial);
     d.counters.start_seconds = unix_now();
     d.counters.last_reload_success_seconds.store(d.counters.start_seconds);
     uv_loop_init(&d.loop);
+    d.discovery = std::make_unique<Discovery>(&d.loop, [&d] { d.on_discovered(); });
+    d.counters.discovery = [&d] { return d.discovery->status(); };
     uv_async_init(&d.loop, &d.worker_exited, [](uv_async_t* a) {
         Daemon* d = Daemon::of(reinterpret_cast<uv_handle_t*>(a));
         if (d->exited.load() == d->workers.size()) d->close_all();
@@ -265,6 +327,7 @@ int run_daemon(std::shared_ptr<config::Config> initial) {
             d.http.reset();
         }
     }
+    d.discover_first();
     for (unsigned w = 0; w < n; ++w) {
         d.stats.push_back(std::make_shared<metrics::WorkerStats>());
         d.workers.push_back(std::make_unique<Worker>(w, d.snap, fds[w], d.stats.back(), connections, [&d] {

@@ -45,6 +45,8 @@ struct ProxySettings {
     LogFormat log_format = LogFormat::KeyValue;  // session-end lines: key=value or JSON
     unsigned session_log_rate = 20;         // routine session-end lines per second per worker
                                             // (0: none); errors are never dropped silently
+    std::vector<std::string> resolvers;     // DNS servers of `srv` backends ("IP[:PORT]");
+                                            // empty: the system's (/etc/resolv.conf)
 };
 
 struct SocketAddress {
@@ -73,6 +75,14 @@ struct BackendConfig {
     std::string name;
     std::string address_text;  // as written
     SocketAddress address;     // resolved at load time
+    // DNS SRV discovery: a backend with `srv` is a group whose members are the SRV answer's
+    // targets, each a backend of its own named by its target (config/discovered.hpp).
+    std::string srv;                    // the SRV name; "" for a fixed address
+    Millis srv_min_interval{2'000};     // re-resolve no sooner than this after an answer
+    Millis srv_max_interval{60'000};    // and no later than this, whatever the records' TTL
+    std::string member_suffix;          // appended to the members' names (two groups, one set
+                                        // of pods: "-http")
+    std::string group;                  // a discovered member: its group's name
     // Health checks (active, from the daemon's loop; a refused live connection marks the
     // backend down at once when checks are on).
     CheckKind check = CheckKind::None;   // "stream" or "tcp" turns active checks on
@@ -102,6 +112,7 @@ struct Config {
     std::vector<ListenerConfig> listeners;
     std::vector<BackendConfig> backends;  // same order as routes->backends()
     std::shared_ptr<const routing::RouteTable> routes;
+    routing::TableSpec route_spec;        // what `routes` was compiled from (names as written)
     // Certificates of the terminating listeners ([[certificate]]); null when there are none.
     std::shared_ptr<const tls::CertStore> certs;
     const ListenerConfig* listener(const std::string& name) const;

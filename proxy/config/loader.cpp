@@ -12,6 +12,7 @@
 
 #include "config/key_reader.hpp"
 #include "config/schema.hpp"
+#include "config/values.hpp"
 #include "routing/domain.hpp"
 #include "tls/tls_context.hpp"
 
@@ -160,6 +161,11 @@ private:
         if (p.low_water >= p.high_water)
             add((t.get("low_water") ? t.get("low_water") : &t)->source(),
                 "'low_water' must be below 'high_water'");
+        for (std::size_t i = 0; i < p.resolvers.size(); ++i) {
+            std::string why;
+            if (!resolver_csv_item(p.resolvers[i], &why))
+                add_at({&t}, 0, "resolvers", i, "'resolvers' item '" + p.resolvers[i] + "': " + why);
+        }
     }
 
     bool https_ = false;  // an http listener terminates TLS: ALPN http/1.1 is accepted too
@@ -185,9 +191,32 @@ private:
         bool shard_ok = true;
         for (char c : b.shard) shard_ok = shard_ok && c > ' ' && c < 0x7f;
         if (!shard_ok) add(t.get("shard")->source(), "'shard' must be visible ASCII without spaces");
+        check_srv(t, b);
         backend_nodes_.push_back(&t);
         spec_.backends.push_back(b.name);
         cfg_->backends.push_back(std::move(b));
+    }
+
+    // Exactly one of address and srv; srv's own keys only with srv.
+    void check_srv(const toml::table& t, const BackendConfig& b) {
+        const toml::node* srv = t.get("srv");
+        if (!srv && !t.get("address")) {
+            add(t.source(), "[[backend]] needs 'address' or 'srv'");
+        } else if (srv && t.get("address")) {
+            add(srv->source(), "'srv' and 'address' exclude each other: the SRV answer gives the addresses");
+        } else if (srv && !is_dns_name(b.srv)) {
+            add(srv->source(), "'srv' must be a DNS name (labels of letters, digits, '-' and '_')");
+        } else if (srv && !b.member_suffix.empty() && !is_dns_name("a" + b.member_suffix)) {
+            add(t.get("member_suffix")->source(), "'member_suffix' must be letters, digits, '-', '_' or '.'");
+        } else if (srv && t.get("shard")) {
+            add(t.get("shard")->source(), "'shard' names one backend; the members of an 'srv' group "
+                                          "are named (and sharded) by their SRV targets");
+        }
+        for (const char* k : {"srv_min_interval", "srv_max_interval", "member_suffix"})
+            if (!srv && t.get(k)) add(t.get(k)->source(), std::string("'") + k + "' needs 'srv'");
+        if (srv && b.srv_min_interval > b.srv_max_interval)
+            add(t.get(t.get("srv_max_interval") ? "srv_max_interval" : "srv_min_interval")->source(),
+                "'srv_min_interval' must not be above 'srv_max_interval'");
     }
 
     // [[certificate]]: cert, key (paths relative to the config file's folder), domains.
@@ -268,6 +297,7 @@ private:
         auto result = routing::RouteTable::compile(spec_);
         if (auto* table = std::get_if<std::shared_ptr<const routing::RouteTable>>(&result)) {
             cfg_->routes = *table;
+            cfg_->route_spec = spec_;
             assign_probe_domains();
             return;
         }

@@ -68,6 +68,9 @@ const Key<P> kProxy[] = {
     integer("session_log_rate", &P::session_log_rate, 0, 1'000'000,
             "routine session-end log lines per second per worker (0: none); error lines have "
             "their own bound of 200 per second; what is dropped is counted in a summary line"),
+    strings("resolvers", &P::resolvers,
+            "DNS servers (`IP` or `IP:PORT`, port 53 by default) asked for the `srv` backends; `[]`: "
+            "the system's (`/etc/resolv.conf`, with its search domains)"),
 };
 
 using L = ListenerConfig;
@@ -109,8 +112,21 @@ using B = BackendConfig;
 const Key<B> kBackend[] = {
     string("name", &B::name, "unique; named by routes' `backends`, metric labels and logs").required(),
     address("address", Type::Address, &B::address_text, address_field<&B::address>(),
-            "where the backend listens; host names are resolved when the file is loaded")
-        .required(),
+            "where the backend listens; host names are resolved when the file is loaded; "
+            "exactly one of `address` and `srv` is needed"),
+    string("srv", &B::srv,
+           "a DNS SRV name (`_xmpp-client._tcp.prosody.jitsi.svc.cluster.local`): the backend is a "
+           "group of the answer's targets, each a backend named by its target (a stable pod name) "
+           "at its port and A/AAAA address, re-resolved on the records' TTL; routes name the group; "
+           "the members take every other key of this table; a failed resolution keeps the last set"),
+    duration("srv_min_interval", &B::srv_min_interval, Zero::Refused,
+             "`srv`: re-resolve no sooner than this after an answer (a shorter TTL is raised to it); "
+             "also the first retry after a failure, doubled on each failure up to `srv_max_interval`"),
+    duration("srv_max_interval", &B::srv_max_interval, Zero::Refused,
+             "`srv`: re-resolve at least this often, whatever the records' TTL"),
+    string("member_suffix", &B::member_suffix,
+           "`srv`: appended to every member's name, for two groups over the same targets (the XMPP "
+           "and the HTTP port of the same pods: `\"-http\"`), whose names would clash otherwise"),
     enumeration("proxy_protocol", enum_field<&B::proxy_protocol_v2>(), kProxyProtocols,
                 "`v2`: send a PROXY protocol v2 header (client address, requested domain, TLS "
                 "details) before the client's bytes"),

@@ -1,5 +1,7 @@
 #include "config/values.hpp"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -62,6 +64,46 @@ std::optional<HostPort> parse_host_port(std::string_view s, bool allow_zero, std
     if (p > 65535 || (p == 0 && !allow_zero)) return fail("expected a port number 1-65535");
     hp.port = p;
     return hp;
+}
+
+}  // namespace xs::config
+
+namespace xs::config {
+
+bool is_dns_name(std::string_view s) {
+    if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+    if (s.empty() || s.size() > 253) return false;
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+        if (i == s.size() || s[i] == '.') {
+            if (label == 0 || label > 63) return false;
+            label = 0;
+            continue;
+        }
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (!std::isalnum(c) && c != '-' && c != '_') return false;
+        ++label;
+    }
+    return true;
+}
+
+std::optional<std::string> resolver_csv_item(std::string_view s, std::string* why) {
+    in6_addr a6{};
+    in_addr a4{};
+    std::string text(s);
+    if (inet_pton(AF_INET, text.c_str(), &a4) == 1) return text + ":53";
+    if (inet_pton(AF_INET6, text.c_str(), &a6) == 1) return "[" + text + "]:53";
+    const char* ip_only = "a resolver is an IP address (\"IP\" or \"IP:PORT\"), not a host name";
+    auto hp = parse_host_port(s, false, why);
+    if (!hp) {
+        if (why && s.find(':') == std::string_view::npos) *why = ip_only;
+        return std::nullopt;
+    }
+    if (inet_pton(AF_INET, hp->host.c_str(), &a4) == 1) return hp->host + ":" + std::to_string(hp->port);
+    if (inet_pton(AF_INET6, hp->host.c_str(), &a6) == 1)
+        return "[" + hp->host + "]:" + std::to_string(hp->port);
+    if (why) *why = ip_only;
+    return std::nullopt;
 }
 
 }  // namespace xs::config

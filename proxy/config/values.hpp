@@ -19,3 +19,15 @@ struct HostPort {
 std::optional<HostPort> parse_host_port(std::string_view s, bool allow_zero, std::string* why);
 
 }  // namespace xs::config
+
+namespace xs::config {
+
+// A DNS name as SRV names and targets are written: dot-separated labels of letters, digits, '-'
+// and '_' (1-63 each, 253 in all), an optional final dot.
+bool is_dns_name(std::string_view s);
+
+// A resolver as written ("IP" or "IP:PORT", IPv6 in brackets with a port) -> c-ares's
+// "IP:PORT" / "[IP6]:PORT" form (port 53 by default); nullopt (reason in *why) otherwise.
+std::optional<std::string> resolver_csv_item(std::string_view s, std::string* why);
+
+}  // namespace xs::config

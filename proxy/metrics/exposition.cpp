@@ -4,6 +4,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <sstream>
@@ -29,7 +30,8 @@ enum Fam {
     kSessionsTotal, kSessionEnds, kStreamErrors, kBytes, kBackendUp, kBackendFailures,
     kBackendDraining, kBackendSessions, kBackendConnecting, kConnectSeconds, kConnectFailures,
     kQueueLength, kQueueWait, kAdmissionRefusals, kTlsHandshakes, kTlsHandshakeSeconds, kReloads,
-    kLastReload, kHttpResponses, kWebSockets, kBoshSessions, kReused, kBackendHttp, kFamCount
+    kLastReload, kHttpResponses, kWebSockets, kBoshSessions, kReused, kBackendHttp, kDiscMembers,
+    kDiscResolutions, kDiscAge, kDiscLastSuccess, kFamCount
 };
 
 struct FamilyDecl {
@@ -69,6 +71,10 @@ constexpr FamilyDecl kFamilies[kFamCount] = {
     {"xmpp_shard_bosh_sessions", "HTTP listeners: BOSH sessions known (sid seen created, not expired), by backend.", MetricType::Gauge},
     {"xmpp_shard_backend_connections_reused_total", "HTTP requests sent on a kept-alive backend connection from the idle pool.", MetricType::Counter},
     {"xmpp_shard_backend_http_responses_total", "HTTP backends: their answers by status class.", MetricType::Counter},
+    {"xmpp_shard_discovery_members", "srv backends: members in the last good SRV answer, by group.", MetricType::Gauge},
+    {"xmpp_shard_discovery_resolutions_total", "srv backends: SRV resolutions by group and result (a failure keeps the last set).", MetricType::Counter},
+    {"xmpp_shard_discovery_set_age_seconds", "srv backends: seconds since the group's set was last confirmed by a good answer (-1: never).", MetricType::Gauge},
+    {"xmpp_shard_discovery_last_success_timestamp_seconds", "srv backends: unix time of the last good answer (0: never).", MetricType::Gauge},
 };
 
 using Labels = std::vector<ClientMetric::Label>;
@@ -201,6 +207,17 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
     acc[kReloads].add({{"result", "success"}}, static_cast<double>(daemon.reloads_success.load()));
     acc[kReloads].add({{"result", "failure"}}, static_cast<double>(daemon.reloads_failure.load()));
     acc[kLastReload].add({}, daemon.last_reload_success_seconds.load());
+    if (daemon.discovery) {
+        double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        for (const auto& g : daemon.discovery()) {
+            Labels l{{"backend", g.backend}};
+            acc[kDiscMembers].add(l, static_cast<double>(g.members));
+            acc[kDiscResolutions].add({{"backend", g.backend}, {"result", "success"}}, static_cast<double>(g.successes));
+            acc[kDiscResolutions].add({{"backend", g.backend}, {"result", "failure"}}, static_cast<double>(g.failures));
+            acc[kDiscAge].add(l, g.last_success > 0 ? now - g.last_success : -1);
+            acc[kDiscLastSuccess].add(l, g.last_success);
+        }
+    }
 
     std::vector<MetricFamily> families;
     for (int f = 0; f < kFamCount; ++f) {
