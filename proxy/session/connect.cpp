@@ -89,18 +89,18 @@ void Session::connect_now() {
     if (door_->exchanges() && !std::exchange(fresh_, false)) {
         if (uv_tcp_t* h = host_.idle_pool().take(upstream::IdlePool::key_of(b.name, b.address_text))) {
             backend_ = h;
-            backend_->data = this;
+            backend_->data = static_cast<upstream::ConnReader*>(this);
             ++open_handles_;
             reused_ = true;
             backend_cell_->reused.add();
-            set_reading(kBackend, true);
+            reading_[kBackend] = true;  // the pool kept it reading, through the same callbacks
             on_connected(0);
             return;
         }
     }
     backend_ = new uv_tcp_t{};
     if (uv_tcp_init(host_.loop(), backend_) != 0) log::die("session: uv_tcp_init failed");
-    backend_->data = this;
+    backend_->data = static_cast<upstream::ConnReader*>(this);
     ++open_handles_;
     auto* req = new uv_connect_t{};
     req->data = this;
@@ -197,14 +197,17 @@ void Session::discard_backend() {
     if (!backend_) return;
     auto* h = reinterpret_cast<uv_handle_t*>(backend_);
     detach_backend();
-    uv_close(h, on_close);
+    uv_close(h, on_backend_close);
+}
+
+void Session::on_backend_close(uv_handle_t* h) {
+    static_cast<Session*>(static_cast<upstream::ConnReader*>(h->data))->on_handle_closed(h);
 }
 
 void Session::park_backend() {
     release_slot();
     uv_tcp_t* h = backend_;
-    set_reading(kBackend, false);
-    detach_backend();
+    detach_backend();  // reading or paused: the pool reads it on without a stop and a start
     --open_handles_;  // the pool owns it now
     const auto& b = cfg().backends[backend_index_];
     host_.idle_pool().park(upstream::IdlePool::key_of(b.name, b.address_text), h);

@@ -45,18 +45,26 @@ void Session::on_client_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf)
     self->on_read(kClient, nread, buf->base);
 }
 
-void Session::on_backend_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-    auto* self = static_cast<Session*>(s->data);
-    if (s != self->stream(kBackend)) return;  // a discarded attempt
-    CallbackScope scope(self);
-    self->on_read(kBackend, nread, buf->base);
+void Session::conn_buffer(uv_buf_t* buf) {
+    *buf = uv_buf_init(host_.scratch(), static_cast<unsigned>(host_.scratch_size()));
 }
 
+void Session::conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    if (s != stream(kBackend)) return;  // a discarded attempt
+    CallbackScope scope(this);
+    on_read(kBackend, nread, buf->base);
+}
+
+// Each uv_read_stop/uv_read_start pair costs epoll_ctl calls (libuv's EPOLL_CTL_ADD finds the
+// socket still registered, fails and is retried as MOD), so reading stops only where it must
+// (backpressure, a finished side, a pipelined request, a full replay buffer): an HTTP exchange's
+// end leaves both sides reading, and the idle pool takes a backend connection over as it is.
 void Session::set_reading(Side side, bool on) {
     uv_stream_t* h = stream(side);
     if (!h || reading_[side] == on || state_ == State::Closed) return;
-    if (on) uv_read_start(h, on_alloc, side == kClient ? on_client_read : on_backend_read);
-    else uv_read_stop(h);
+    if (!on) uv_read_stop(h);
+    else if (side == kClient) uv_read_start(h, on_alloc, on_client_read);
+    else upstream::ConnReader::read_start(h);
     reading_[side] = on;
 }
 

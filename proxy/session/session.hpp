@@ -24,6 +24,7 @@
 #include "session/front_door.hpp"
 #include "session/snapshot.hpp"
 #include "upstream/admission_queue.hpp"
+#include "upstream/idle_pool.hpp"
 
 namespace xs::tls {
 class TlsStream;
@@ -56,7 +57,7 @@ std::string render_transitions();
 
 enum Side : int { kClient = 0, kBackend = 1 };
 
-class Session final : public upstream::Waiter {
+class Session final : public upstream::Waiter, private upstream::ConnReader {
 public:
     Session(SessionHost& host, std::shared_ptr<const Snapshot> snap, std::size_t listener);
     Session(const Session&) = delete;
@@ -157,7 +158,11 @@ private:
 
     static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
     static void on_client_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-    static void on_backend_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+    // The backend connection reads through ConnReader (its data is this as a ConnReader*), so
+    // that it keeps its read interest when it goes to the idle pool and comes back.
+    void conn_buffer(uv_buf_t* buf) override;
+    void conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) override;
+    static void on_backend_close(uv_handle_t* h);
     static void on_write_done(uv_write_t* req, int status);
     static void on_shutdown_done(uv_shutdown_t* req, int status);
     static void on_connect_done(uv_connect_t* req, int status);

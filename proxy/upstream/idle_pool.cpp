@@ -4,19 +4,35 @@
 
 namespace xs::upstream {
 
-namespace {
+int ConnReader::read_start(uv_stream_t* h) {
+    int rc = uv_read_start(h, on_alloc, on_read);
+    return rc == UV_EALREADY ? 0 : rc;
+}
 
-// A parked handle's data: the pool and its bucket's key, to find it again on read or EOF.
-struct Tag {
+void ConnReader::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    static_cast<ConnReader*>(h->data)->conn_buffer(buf);
+}
+
+void ConnReader::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    static_cast<ConnReader*>(s->data)->conn_read(s, nread, buf);
+}
+
+// A parked connection's owner: the pool and its bucket's key, to find it again on read or EOF.
+struct IdlePool::Tag final : ConnReader {
+    Tag(IdlePool* p, std::string k) : pool(p), key(std::move(k)) {}
     IdlePool* pool;
     std::string key;
-};
 
-}  // namespace
+    void conn_buffer(uv_buf_t* buf) override { *buf = uv_buf_init(pool->sink_, sizeof pool->sink_); }
+    // Anything from an idle backend connection (bytes, EOF, an error) ends it.
+    void conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) override {
+        if (nread != 0) pool->drop(reinterpret_cast<uv_tcp_t*>(s));
+    }
+};
 
 // Forgets a parked handle's tag and closes it (on_closed frees it).
 void IdlePool::close_parked(uv_tcp_t* h) {
-    delete static_cast<Tag*>(h->data);
+    delete static_cast<Tag*>(static_cast<ConnReader*>(h->data));
     h->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(h), on_closed);
 }
@@ -45,13 +61,14 @@ std::string IdlePool::key_of(const std::string& name, const std::string& address
 
 void IdlePool::park(const std::string& key, uv_tcp_t* h) {
     auto& bucket = buckets_[key];
+    h->data = static_cast<ConnReader*>(new Tag(this, key));
+    // Usually reading already (the session read the response through the same callbacks), so
+    // this changes nothing in epoll; a connection paused by backpressure starts reading here.
     if (!open_ || bucket.size() >= kMaxPerBackend ||
-        uv_read_start(reinterpret_cast<uv_stream_t*>(h), on_alloc, on_read) != 0) {
-        h->data = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(h), on_closed);
+        ConnReader::read_start(reinterpret_cast<uv_stream_t*>(h)) != 0) {
+        close_parked(h);
         return;
     }
-    h->data = new Tag{this, key};
     bucket.push_back({h, uv_now(loop_)});
     ++count_;
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)))
@@ -64,14 +81,13 @@ uv_tcp_t* IdlePool::take(const std::string& key) {
     uv_tcp_t* h = it->second.back().h;
     it->second.pop_back();
     --count_;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(h));
-    delete static_cast<Tag*>(h->data);
+    delete static_cast<Tag*>(static_cast<ConnReader*>(h->data));
     h->data = nullptr;
     return h;
 }
 
 void IdlePool::drop(uv_tcp_t* h) {
-    auto* tag = static_cast<Tag*>(h->data);
+    auto* tag = static_cast<Tag*>(static_cast<ConnReader*>(h->data));
     auto it = buckets_.find(tag->key);
     if (it != buckets_.end()) {
         auto& b = it->second;
@@ -82,18 +98,6 @@ void IdlePool::drop(uv_tcp_t* h) {
         }
     }
     close_parked(h);
-}
-
-void IdlePool::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-    auto* pool = static_cast<Tag*>(h->data)->pool;
-    *buf = uv_buf_init(pool->sink_, sizeof pool->sink_);
-}
-
-// Anything from an idle backend connection (bytes, EOF, an error) ends it.
-void IdlePool::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-    if (nread == 0) return;
-    auto* h = reinterpret_cast<uv_tcp_t*>(s);
-    static_cast<Tag*>(h->data)->pool->drop(h);
 }
 
 void IdlePool::on_timer(uv_timer_t* t) { static_cast<IdlePool*>(t->data)->sweep(); }

@@ -4,6 +4,12 @@
 // closes (an idle HTTP connection has nothing to say), when it has been idle for `idle_ms`, or
 // when the backend's bucket is full. Buckets are keyed by backend name and address, so a reload
 // that moves a backend never hands out a connection to the old address. Loop thread only.
+//
+// A backend connection reads with the same two callbacks for its whole life (ConnReader), which
+// dispatch through the handle's data to whoever owns it now: the session it serves, or the pool
+// while it is parked. Parking and taking it changes that pointer only; stopping and restarting
+// the read would re-register the socket with epoll each time (libuv's uv_read_start after a
+// uv_read_stop is an EPOLL_CTL_ADD that fails with EEXIST and is retried as a MOD).
 #pragma once
 #include <uv.h>
 
@@ -14,6 +20,23 @@
 #include <string>
 
 namespace xs::upstream {
+
+// The owner of a backend connection's reads; the handle's data points to it (as ConnReader*).
+class ConnReader {
+public:
+    virtual void conn_buffer(uv_buf_t* buf) = 0;
+    virtual void conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) = 0;
+    // Reads `h` with the dispatching callbacks. 0 when it reads (now, or already), else the
+    // libuv error. A backend connection must never read with other callbacks.
+    static int read_start(uv_stream_t* h);
+
+protected:
+    ~ConnReader() = default;
+
+private:
+    static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf);
+    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+};
 
 class IdlePool {
 public:
@@ -26,23 +49,24 @@ public:
     // Closes every parked connection and the sweep timer (drain, exit).
     void close();
 
-    // Parks `h` (connected, a heap uv_tcp_t, not reading, its handle data unused from now on).
-    // A closed pool, or a full bucket, closes it instead.
+    // Parks `h` (connected, a heap uv_tcp_t, reading through ConnReader::read_start or not
+    // reading; its handle data is the pool's from now on). A closed pool, or a full bucket,
+    // closes it instead.
     void park(const std::string& key, uv_tcp_t* h);
-    // The most recently parked connection for `key` (not reading; the caller sets its data and
-    // read callback), or nullptr.
+    // The most recently parked connection for `key`, or nullptr. It is still reading (through
+    // ConnReader's callbacks) and its data is null: the caller points it at its own ConnReader
+    // before returning to the loop.
     uv_tcp_t* take(const std::string& key);
     std::size_t idle() const { return count_; }
 
     static std::string key_of(const std::string& name, const std::string& address);
 
 private:
+    struct Tag;
     struct Parked {
         uv_tcp_t* h;
         uint64_t since;
     };
-    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-    static void on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buf);
     static void on_timer(uv_timer_t* t);
     static void on_closed(uv_handle_t* h);
     static void close_parked(uv_tcp_t* h);
