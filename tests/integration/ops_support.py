@@ -82,7 +82,14 @@ HTTP_FAMILIES = {
     "xmpp_shard_bosh_sessions": "gauge",
     "xmpp_shard_backend_http_responses_total": "counter",
 }
-ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES, **HTTP_FAMILIES}
+# Families of DNS SRV discovery ([[backend]] srv): always declared, with series per group.
+DISCOVERY_FAMILIES = {
+    "xmpp_shard_discovery_members": "gauge",
+    "xmpp_shard_discovery_resolutions_total": "counter",
+    "xmpp_shard_discovery_set_age_seconds": "gauge",
+    "xmpp_shard_discovery_last_success_timestamp_seconds": "gauge",
+}
+ALL_FAMILIES = {**FAMILIES, **TLS_FAMILIES, **HTTP_FAMILIES, **DISCOVERY_FAMILIES}
 
 
 def http_get(port: int, path: str, host: str = "127.0.0.1", timeout: float = 5.0) -> tuple[int, str]:

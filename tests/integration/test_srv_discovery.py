@@ -22,7 +22,7 @@ import pytest
 
 from conftest import DEFAULT_PROXY_OPTS, TENANTS
 from http_support import KeepAliveHttp, bosh_body
-from ops_support import scrape, wait_metric, with_metrics
+from ops_support import DISCOVERY_FAMILIES, promtool_check, scrape, wait_metric, with_metrics
 from srv_support import (SRV_HTTP, SRV_XMPP, Dnsmasq, HttpBackend, accepted_counts,
                          backend_of_domains, target)
 from xs_clients import RawClient, header
@@ -165,6 +165,13 @@ def test_added_and_removed_targets_move_about_one_in_n(proxies, shards, dns_serv
     mport = with_metrics(cfg)
     px = proxies.start(cfg)
     assert members(mport) == {"shard-1", "shard-2"}
+    m = scrape(mport)
+    for name, typ in DISCOVERY_FAMILIES.items():
+        assert m.types.get(name) == typ, f"{name}: TYPE {m.types.get(name)!r}"
+        assert {l["backend"] for l, _ in m.series(name)} == {"shards", "web"}, name
+    assert m.val("xmpp_shard_discovery_resolutions_total", backend="shards", result="success") >= 1
+    rc, out = promtool_check(m.text)
+    assert rc == 0, out
     domains = [f"d{i:04d}.tenant.test" for i in range(KEYS)]
     rooms = [f"room{i:04d}" for i in range(KEYS)]
     d2, r2 = route_domains(px.port, xmpp, domains), route_rooms(http_port(cfg), rooms)
