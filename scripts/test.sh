@@ -11,25 +11,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+stage() { echo "== $* (at $((SECONDS / 60))m$((SECONDS % 60))s)"; }
 bash scripts/setup.sh
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 run_suite() {  # BUILD_DIR CTEST_EXCLUDE_REGEX [pytest args...]
   local build=$1 exclude=$2; shift 2
-  echo "== unit tests ($build)"
+  stage "unit tests ($build)"
   ctest --test-dir "$build" --output-on-failure -j2 ${exclude:+-E "$exclude"}
-  echo "== integration tests ($build): real Prosody, through the proxy"
+  stage "integration tests ($build): real Prosody, through the proxy"
   # Debian's python3-slixmpp imports only under Debian's interpreter.
   XS_PROXY_BIN="$PWD/$build/bin/xmpp-shard-proxy" /usr/bin/python3 -m pytest tests/integration \
     -q -p no:cacheprovider "$@"
 }
 
+stage "build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON
 cmake --build build -j2
 run_suite build ""
 
 if [ "${XS_SANITIZERS:-1}" != 0 ]; then
-  echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+  stage "AddressSanitizer + UndefinedBehaviorSanitizer"
   # Warnings are enforced by the normal build; with sanitizers GCC 12 reports false
   # maybe-uninitialized warnings inside std::regex, so these builds do not use -Werror.
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF \
@@ -42,20 +44,21 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
     run_suite build-asan "loadgen" -m "not no_sanitizer" \
     -k "not deploy and not deb and not loadgen and not dashboard and not run_local and not xs_local and not interop"
 
-  echo "== ThreadSanitizer (multi-worker paths)"
+  stage "ThreadSanitizer (multi-worker paths)"
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF -DXS_BUILD_TESTS=OFF \
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread -fno-omit-frame-pointer"
   cmake --build build-tsan -j2 --target xmpp-shard-proxy
   TSAN_OPTIONS="halt_on_error=1 exitcode=66" XS_PROXY_BIN="$PWD/build-tsan/bin/xmpp-shard-proxy" \
     /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -m multiworker
 
-  echo "== fuzz smoke: every libFuzzer target for ${XS_FUZZ_SECONDS:-15}s (clang, build-fuzz)"
+  stage "fuzz smoke: every libFuzzer target for ${XS_FUZZ_SECONDS:-15}s (clang, build-fuzz)"
   XS_FUZZ_JOBS=2 XS_FUZZ_SEED=${XS_FUZZ_SEED:-6120} bash scripts/fuzz.sh "${XS_FUZZ_SECONDS:-15}"
 fi
 
 # Soak: logins, join storms, backend restarts and reloads against the normal build; memory,
 # descriptors and long-lived sessions checked at the end. XS_SOAK_DURATION=0 skips it.
 if [ "${XS_SOAK_DURATION:-2m}" != 0 ]; then
-  echo "== soak (${XS_SOAK_DURATION:-2m})"
+  stage "soak (${XS_SOAK_DURATION:-2m})"
   XS_PROXY_BIN="$PWD/build/bin/xmpp-shard-proxy" bash scripts/soak.sh "${XS_SOAK_DURATION:-2m}"
 fi
+stage "done"

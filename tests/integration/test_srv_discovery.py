@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -239,6 +240,12 @@ def test_a_failing_resolver_keeps_the_last_set(proxies, shards, dns_servers, fig
     dns.start({n: ports[n] for n in NAMES[:2]})
     m, _ = wait_metric(mport, lambda m: m.val("xmpp_shard_discovery_set_age_seconds", backend="shards") < 2,
                        15, "resolutions succeed again once the DNS server is back")
+    # A reload keeps the groups' members (no moment without them) and their placement.
+    px.signal(signal.SIGHUP)
+    wait_metric(mport, lambda m: m.val("xmpp_shard_config_reloads_total", result="success") >= 1, 10,
+                "SIGHUP reloads")
+    assert members(mport) == {"shard-1", "shard-2"}
+    assert route_domains(px.port, xmpp, domains) == before, "a reload moved domains"
     figures["srv resolver down"] = (f"{int(m.val('xmpp_shard_discovery_resolutions_total', backend='shards', result='failure') - fails0)} "
                                     f"failed resolutions, set age reached {age:.1f} s, 200 domains unchanged")
 
