@@ -23,15 +23,13 @@
 #include "upstream/backend_state.hpp"
 #include "upstream/bosh_sessions.hpp"
 #include "upstream/health_checker.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 namespace xs::app {
 namespace {
 
-double unix_now() {
-    using namespace std::chrono;
-    return duration<double>(system_clock::now().time_since_epoch()).count();
-}
+using util::unix_now;
 
 bool same_check(const config::BackendConfig& a, const config::BackendConfig& b) {
     return a.address_text == b.address_text && a.check == b.check &&

@@ -6,15 +6,13 @@
 #include <sstream>
 
 #include "config/values.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 namespace xs::app {
 namespace {
 
-double unix_now() {
-    using namespace std::chrono;
-    return duration<double>(system_clock::now().time_since_epoch()).count();
-}
+using util::unix_now;
 
 bool same(const config::Member& a, const config::Member& b) {
     return a.name == b.name && a.address_text == b.address_text && a.priority == b.priority &&

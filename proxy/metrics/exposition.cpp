@@ -4,7 +4,6 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
-#include <chrono>
 #include <map>
 #include <set>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include "tls/tls_stream.hpp"
 #include "upstream/backend_state.hpp"
 #include "upstream/bosh_sessions.hpp"
+#include "util/clock.hpp"
 
 #ifndef XS_VERSION
 #define XS_VERSION "0.0.0"
@@ -208,7 +208,7 @@ std::string render(const std::vector<std::shared_ptr<WorkerStats>>& workers,
     acc[kReloads].add({{"result", "failure"}}, static_cast<double>(daemon.reloads_failure.load()));
     acc[kLastReload].add({}, daemon.last_reload_success_seconds.load());
     if (daemon.discovery) {
-        double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        double now = util::unix_now();
         for (const auto& g : daemon.discovery()) {
             Labels l{{"backend", g.backend}};
             acc[kDiscMembers].add(l, static_cast<double>(g.members));
