@@ -141,6 +141,7 @@ const std::vector<Spec>& specs() {
              return o.sources.empty() ? std::string("empty list") : std::string();
          }},
         {"starttls", nullptr, "negotiate STARTTLS (OpenSSL, certificate not verified)", FLAG(starttls)},
+        {"tls", nullptr, "websocket/bosh: TLS on every connection (wss://, https://; not verified)", FLAG(tls)},
         {"transport", "tcp|websocket|bosh", "participants' and sessions' transport (default tcp)",
          [](Options& o, const std::string& v) {
              o.transport_given = true;
@@ -377,7 +378,9 @@ ParseResult parse_options(const std::vector<std::string>& args) {
     if ((o.auth == AuthMode::Plain || o.auth == AuthMode::Scram) && o.user.empty())
         r.errors.push_back("--auth plain/scram needs --user");
     if (http_clients(o) && o.starttls)
-        r.errors.push_back("--starttls is for --transport tcp (no wss:// or https:// yet)");
+        r.errors.push_back("--starttls is for --transport tcp (websocket/bosh over TLS: --tls)");
+    if (o.tls && !http_clients(o))
+        r.errors.push_back("--tls is for --transport websocket/bosh or --transport-mix (tcp: --starttls)");
     return r;
 }
 

@@ -21,6 +21,7 @@ struct Options {
     std::string brewery_server;            // default: server
     std::vector<std::string> sources;      // local addresses to bind, round robin
     bool starttls = false;
+    bool tls = false;                      // websocket/bosh over TLS (wss://, https://)
     TransportKind transport = TransportKind::Tcp;  // of participants and steady/churn sessions
     bool transport_given = false;
     // --transport-mix: participants/sessions spread over these (weight each), see transport_cycle

@@ -8,6 +8,18 @@ namespace xs::loadgen {
 
 namespace ns = stanzas;
 
+namespace {
+
+// SNI for the transport's TLS: the Host header's name (no port; none for an IP literal).
+std::string tls_name(const std::string& host) {
+    if (host.empty() || host[0] == '[') return "";
+    std::string name = host.substr(0, host.find(':'));
+    bool numeric = name.find_first_not_of("0123456789.") == std::string::npos;
+    return numeric ? "" : name;
+}
+
+}  // namespace
+
 Client::Client(Env& env, ClientOwner& owner, LoginSpec spec, std::size_t index)
     : env_(env), owner_(owner), spec_(std::move(spec)), index_(index) {}
 
@@ -19,11 +31,13 @@ void Client::start() {
     step_ = Step::Features;
     authed_ = false;
     jid_.clear();
-    tls_.reset();
     scram_.reset();
     parser_.reset();
     transport_ = make_transport(spec_.transport);
     links_.assign(transport_->links(), nullptr);
+    tls_.clear();
+    tls_.resize(links_.size());
+    tls_pending_.assign(links_.size(), std::string());
     t_start_us = now_us();
     t_connected_us = t_ready_us = 0;
     connections = 0;
@@ -51,6 +65,8 @@ void Client::close_link(std::size_t k) {
     Link* l = links_[k];
     if (!l) return;
     links_[k] = nullptr;
+    tls_[k].reset();  // a new connection on this link starts a new TLS session
+    tls_pending_[k].clear();
     ++closes_pending_;
     l->close();
 }
@@ -75,7 +91,25 @@ void Client::link_connected(Link& l) {
         state_ = State::Negotiating;
         arm_timer(spec_.login_timeout);
     }
+    if (spec_.transport.tls) {  // TLS first; the transport hears of the connection once it is up
+        tls_[l.id()] = std::make_unique<TlsSession>(*env_.tls, tls_name(spec_.transport.http_host));
+        if (tls_[l.id()]->start() != TlsSession::Status::Ok) return fail("tls", tls_[l.id()]->error());
+        return flush_tls(l.id());
+    }
     after(transport_->connected(l.id()), nullptr);
+}
+
+// Link k's handshake ended: what was written meanwhile goes out, then the transport goes on
+// (STARTTLS: the stream restarts; the transport's TLS: the connection is up for it).
+void Client::tls_up(std::size_t k) {
+    if (!tls_pending_[k].empty()) {
+        std::string pending = std::move(tls_pending_[k]);
+        tls_pending_[k].clear();
+        if (tls_[k]->write(pending) != TlsSession::Status::Ok) return fail("tls", tls_[k]->error());
+        flush_tls(k);
+    }
+    if (spec_.transport.tls) after(transport_->connected(k), nullptr);
+    else open_stream();
 }
 
 void Client::open_stream() {
@@ -88,22 +122,27 @@ uv_buf_t Client::link_buffer() { return uv_buf_init(env_.read_buf, sizeof env_.r
 void Client::link_read(Link& l, const char* data, std::size_t len) {
     if (state_ == State::Closed || !handles_open_) return;
     bytes_in += len;
-    if (l.id() == 0 && tls_) {
-        bool was_done = tls_->handshake_done();
+    std::size_t k = l.id();
+    if (TlsSession* tls = tls_[k].get()) {
+        bool was_done = tls->handshake_done();
         plain_.clear();
-        if (tls_->feed(data, len, plain_) != TlsSession::Status::Ok) return fail("tls", tls_->error());
-        flush_tls();
-        if (!was_done && tls_->handshake_done()) open_stream();
+        if (tls->feed(data, len, plain_) != TlsSession::Status::Ok) return fail("tls", tls->error());
+        flush_tls(k);
+        if (!handles_open_) return;
+        if (!was_done && tls->handshake_done()) tls_up(k);
         if (plain_.empty() || !handles_open_) return;
         data = plain_.data();
         len = plain_.size();
     }
-    after(transport_->input(l.id(), data, len, parser_), nullptr);
+    after(transport_->input(k, data, len, parser_), nullptr);
 }
 
 // A transport that cannot do without the connection (TCP, WebSocket) answers Ended: the peer
-// closed the stream, or a read error ended it. BOSH carries on with a new connection.
+// closed the stream, or a read error ended it. BOSH carries on with a new connection. A close
+// in the middle of a TLS handshake is a TLS failure (a server that does not speak TLS there).
 void Client::link_eof(Link& l, int error) {
+    if (tls_[l.id()] && !tls_[l.id()]->handshake_done())
+        return fail("tls", "connection closed during the TLS handshake");
     close_link(l.id());
     if (!handles_open_) return;
     Transport::In in = transport_->eof(l.id(), parser_);
@@ -185,11 +224,11 @@ void Client::negotiate(xml::Element& st) {
         case Step::Proceed:
             if (name != "proceed") return fail("tls", "STARTTLS refused: " + st.name);
             parser_.reset();
-            tls_ = std::make_unique<TlsSession>(*env_.tls, spec_.domain);
+            tls_[0] = std::make_unique<TlsSession>(*env_.tls, spec_.domain);
             step_ = Step::Handshake;
-            if (tls_->start() != TlsSession::Status::Ok) return fail("tls", tls_->error());
+            if (tls_[0]->start() != TlsSession::Status::Ok) return fail("tls", tls_[0]->error());
             step_ = Step::Features;  // the next stanza is the features of the restarted stream
-            return flush_tls();
+            return flush_tls(0);
         case Step::Handshake:
             return fail("tls", "stanza during the handshake");
         case Step::Sasl:
@@ -242,7 +281,7 @@ void Client::negotiate(xml::Element& st) {
 }
 
 void Client::on_features(const xml::Element& f) {
-    if (spec_.starttls && !tls_) {
+    if (spec_.starttls && !tls_[0]) {
         if (!f.child("starttls", ns::kNsTls)) return fail("tls:not-offered", "no STARTTLS feature");
         step_ = Step::Proceed;
         return send(ns::starttls());
@@ -302,21 +341,30 @@ void Client::send(std::string_view data) {
     drain();
 }
 
+// Plaintext for link k. A connection that speaks TLS (or is about to) takes it once its
+// handshake has ended; a link without a connection gets a new one first.
 void Client::write_link(std::size_t k, std::string_view data) {
     bytes_out += data.size();
-    if (k == 0 && tls_ && tls_->handshake_done()) {
-        if (tls_->write(data) != TlsSession::Status::Ok) return fail("tls", tls_->error());
-        return flush_tls();
+    if (TlsSession* tls = tls_[k].get()) {
+        if (!tls->handshake_done()) {
+            tls_pending_[k] += data;
+            return;
+        }
+        if (tls->write(data) != TlsSession::Status::Ok) return fail("tls", tls->error());
+        return flush_tls(k);
     }
     if (!links_[k] && !open_link(k)) return;
+    if (spec_.transport.tls) {  // connecting: TLS starts when it is up
+        tls_pending_[k] += data;
+        return;
+    }
     links_[k]->write(data);
 }
 
-void Client::flush_tls() {
-    std::string out = tls_->take_output();
-    if (out.empty()) return;
-    if (!links_[0] && !open_link(0)) return;
-    links_[0]->write(out);
+void Client::flush_tls(std::size_t k) {
+    std::string out = tls_[k]->take_output();
+    if (out.empty() || !links_[k]) return;
+    links_[k]->write(out);
 }
 
 void Client::close_stream(double linger_s) {
@@ -358,7 +406,8 @@ void Client::on_timer_close(uv_handle_t* h) { static_cast<Client*>(h->data)->han
 void Client::handle_gone() {
     if (--closes_pending_ > 0 || handles_open_) return;
     state_ = State::Closed;
-    tls_.reset();
+    tls_.clear();
+    tls_pending_.clear();
     parser_.reset();
     owner_.on_closed(*this);
 }

@@ -1,8 +1,9 @@
 // One simulated XMPP client on the shared libuv loop: its TCP connection(s) (links: one for TCP
-// and WebSocket, up to two for BOSH, each from a chosen local address), the transport's
+// and WebSocket, up to two for BOSH, each from a chosen local address), TLS on each connection
+// from its first byte when the transport asks for it (wss://, https://), the transport's
 // handshake (none, the WebSocket upgrade, the BOSH session request), stream open, optional
-// STARTTLS (OpenSSL memory BIOs, TCP only), SASL (PLAIN, SCRAM-SHA-1, ANONYMOUS), resource
-// bind, then stanzas in both directions for the scenario (its owner).
+// STARTTLS (TCP only; both TLS kinds are OpenSSL over memory BIOs), SASL (PLAIN, SCRAM-SHA-1,
+// ANONYMOUS), resource bind, then stanzas in both directions for the scenario (its owner).
 #pragma once
 
 #include <uv.h>
@@ -103,8 +104,9 @@ private:
     void fail(const std::string& kind, const std::string& detail);
     bool open_link(std::size_t k);
     void close_link(std::size_t k);
-    void write_link(std::size_t k, std::string_view data);  // link 0 through TLS when it is on
-    void flush_tls();
+    void write_link(std::size_t k, std::string_view data);  // through the link's TLS when it has one
+    void flush_tls(std::size_t k);
+    void tls_up(std::size_t k);  // a link's TLS handshake ended
     void drain();      // carry out the transport's out()
     void after(Transport::In in, const char* eof_how);  // drain, open, pump, errors, ends
     void handle_gone();
@@ -130,7 +132,10 @@ private:
     std::vector<Link*> links_;        // per link number: its connection, or nullptr
     uv_timer_t timer_{};
     xml::StreamParser parser_;
-    std::unique_ptr<TlsSession> tls_;
+    // Per link: its connection's TLS (STARTTLS on link 0, or the transport's TLS on every
+    // link), and what was written before that handshake ended.
+    std::vector<std::unique_ptr<TlsSession>> tls_;
+    std::vector<std::string> tls_pending_;
     std::unique_ptr<Transport> transport_;
     std::unique_ptr<sasl::ScramSha1Client> scram_;
     std::string jid_;

@@ -74,6 +74,7 @@ bool Runner::run() {
         set("bosh_wait_s", num(o_.bosh_wait));
     }
     if ((ws || bosh) && !o_.http_host.empty()) set("http_host", o_.http_host);
+    if (o_.tls) set("tls", ws && bosh ? "wss, https" : ws ? "wss" : "https");
     if (o_.scenario == "join-storm" || jitsi_) {
         set("domains", doms);
         set("rooms", num(o_.rooms));
@@ -150,6 +151,7 @@ TransportSpec Runner::client_transport(std::size_t n, const std::string& domain,
     t.http_target = ws::with_query(path, o_.room_param, room);
     t.http_host = o_.http_host.empty() ? domain : o_.http_host;
     t.bosh_wait = o_.bosh_wait;
+    t.tls = o_.tls;
     return t;
 }
 

@@ -76,6 +76,7 @@ struct TransportSpec {
     std::string http_target;  // request target, e.g. /xmpp-websocket?room=r1, /http-bind?room=r1
     std::string http_host;    // Host header
     int bosh_wait = 60;
+    bool tls = false;         // every connection speaks TLS from its first byte (wss://, https://)
 };
 
 std::unique_ptr<Transport> make_transport(const TransportSpec& spec);

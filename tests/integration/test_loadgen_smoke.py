@@ -3,7 +3,8 @@ seconds. Checks the report's COUNTS (logins, joins, messages, presences, errors 
 its timings, and the instances' logs for where the sessions landed. The WebSocket tests
 (--transport websocket) and the BOSH ones (--transport bosh, --transport-mix, jitsi-web) run
 against http_support.HttpShards (Prosody with mod_websocket and mod_bosh) directly or through the
-proxy's `protocol = "http"` listener, which hashes each request's ?room= over the shards.
+proxy's `protocol = "http"` listener, which hashes each request's ?room= over the shards (also
+with tls = "terminate", for --tls: wss:// and https://).
 
 Binary: $XS_LOADGEN_BIN, else xmpp-shard-loadgen next to the proxy binary.
 """
@@ -360,6 +361,77 @@ def test_bosh_and_a_mix_through_the_http_front(ws_shards, proxies, loadgen_bin, 
     assert c["clients_websocket"] == c["logged_in_websocket"] == rooms * 2
     assert c["clients_bosh"] == c["logged_in_bosh"] == rooms
     check_rooms_spread(ws_shards, since, rooms, size)
+
+
+@pytest.mark.timeout(90)
+def test_wss_and_https_through_a_terminating_http_front(ws_shards, proxies, loadgen_bin, tmp_path):
+    """--tls: 3 rooms x 3 with two WebSocket participants (wss://) and one BOSH participant
+    (https://, TLS on each of its keep-alive connections) each, through the proxy's http listener
+    with tls = "terminate" (a throwaway CA's certificate, not verified by the loadgen). The same
+    counts as over plaintext; without --tls the same listener fails every client, and --tls
+    against a plaintext port fails in the handshake."""
+    from tls_support import TestCA
+    ws_shards.ensure_running()
+    cert = TestCA(tmp_path / "ca").issue("http-front", [hs.MEET], "xmpp-shard loadgen test")
+    port = free_port()
+    cfg = ws_shards.proxy_config(DEFAULT_PROXY_OPTS)
+    cfg.listeners.insert(0, {"name": "web", "bind": f"127.0.0.1:{port}", "protocol": "http",
+                             "tls": "terminate"})
+    cfg.tls_certificates = [{"cert": str(cert.cert), "key": str(cert.key), "domains": [hs.MEET]}]
+    assert proxies.start(cfg).port == port
+    rooms, size = 3, 3
+    since = ws_shards.marks()
+    args = bosh_storm_args(port, rooms, size, "--room-prefix", "ws", "--tls")
+    args[1:3] = ["--transport-mix", "websocket=2,bosh=1"]
+    rep = run_loadgen(loadgen_bin, tmp_path, *args)
+    check_storm(rep, rooms, size, transport="websocket=2,bosh=1")
+    assert rep["settings"]["tls"] == "wss, https"
+    c = counts(rep)
+    assert c["clients_websocket"] == c["logged_in_websocket"] == rooms * 2
+    assert c["clients_bosh"] == c["logged_in_bosh"] == rooms
+    assert c["bosh_requests"] > c["bosh_connections"], c   # TLS connections kept alive
+    per = {i.name: len(i.authenticated_since(since[i.name])) for i in ws_shards.instances}
+    assert sum(per.values()) == rooms * size, per
+
+    steady = ["steady", "--domain", hs.MEET, "--clients", "2", "--warmup", "0", "--duration", "0.2"]
+    plaintext = PlaintextAnswer()
+    try:
+        for transport in ("websocket", "bosh"):
+            plain = run_loadgen(loadgen_bin, tmp_path, *steady, "--transport", transport,
+                                "--server", f"127.0.0.1:{port}")
+            assert plain["errors_total"] == 2 and not counts(plain).get("logged_in"), plain["_text"]
+            for how in ("answer", "close"):
+                plaintext.how = how
+                refused = run_loadgen(loadgen_bin, tmp_path, *steady, "--transport", transport, "--tls",
+                                      "--server", f"127.0.0.1:{plaintext.port}")
+                assert refused["errors"] == {"tls": 2}, refused["_text"]
+    finally:
+        plaintext.close()
+
+
+class PlaintextAnswer:
+    """A plaintext HTTP server that answers any first bytes with a 400 (how = "answer") or
+    closes (how = "close"), for clients that expected TLS."""
+
+    def __init__(self):
+        self.how = "answer"
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                if self.how == "answer":
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
 @pytest.mark.timeout(60)

@@ -110,6 +110,18 @@ TEST_CASE("options: --transport bosh, its path and wait", "[options]") {
     CHECK(parse({"jitsi", "--transport", "bosh"}).errors.size() == 1);  // --brewery-server
 }
 
+TEST_CASE("options: --tls is wss:// and https:// for the HTTP transports only", "[options]") {
+    CHECK_FALSE(parse({"join-storm", "--transport", "bosh"}).opts.tls);
+    auto r = parse({"steady", "--transport", "websocket", "--tls"});
+    REQUIRE(r.errors.empty());
+    CHECK(r.opts.tls);
+    CHECK(parse({"join-storm", "--transport-mix", "websocket=9,bosh=1", "--tls"}).errors.empty());
+    CHECK(parse({"jitsi-web", "--tls"}).errors.empty());  // the brewery stays on plain TCP
+    CHECK(parse({"join-storm", "--tls"}).errors.size() == 1);  // tcp: --starttls
+    CHECK(parse({"join-storm", "--transport", "bosh", "--tls", "--starttls"}).errors.size() == 1);
+    CHECK(usage().find("--tls") != std::string::npos);
+}
+
 TEST_CASE("options: --transport-mix interleaves the transports by weight", "[options]") {
     auto r = parse({"join-storm", "--transport-mix", "websocket=90,bosh=10"});
     REQUIRE(r.errors.empty());
