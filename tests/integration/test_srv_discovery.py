@@ -257,8 +257,13 @@ def test_removed_target_keeps_live_sessions_new_ones_move(cluster, proxies, dns_
     dns = dns_servers("prosody", ttl=1).start(ports)
     cfg = srv_config(dns)
     cfg.proxy["workers"] = 2
+    cfg.backends[0].update({"check": "stream", "check_interval": "500ms", "max_sessions": 100})
     mport = with_metrics(cfg)
     px = proxies.start(cfg)
+    # Health checks apply to the members as to fixed backends (a stream check to each Prosody).
+    wait_metric(mport, lambda m: m.val("xmpp_shard_backend_up", backend=target("p0")) == 1
+                and m.val("xmpp_shard_backend_up", backend=target("p1")) == 1, 10,
+                "the stream checks pass on both discovered members")
     # A tenant domain whose first choice is p0 (rendezvous over the two names).
     where = {}
     domain, user = None, "user"
@@ -277,6 +282,9 @@ def test_removed_target_keeps_live_sessions_new_ones_move(cluster, proxies, dns_
             await c.aclose()
         assert domain, f"no tenant domain lands on {pool['p0'].name}: {where}"
         assert await c.ping()
+        m = scrape(mport)
+        assert m.val("xmpp_shard_backend_sessions", backend=target("p0")) == 1
+        assert m.val("xmpp_shard_sessions_active", backend=target("p0"), route="domains") == 1
         # p0 leaves the SRV answer.
         dns.set({"p1": ports["p1"]})
         await asyncio.to_thread(wait_metric, mport,
