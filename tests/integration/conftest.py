@@ -28,6 +28,9 @@ from typing import Optional
 
 import pytest
 
+# Support modules whose asserts should read like the tests' own (before any test imports them).
+pytest.register_assert_rewrite("http_support", "tls_support", "srv_support", "ops_support")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "deploy"))
