@@ -21,7 +21,7 @@ bash scripts/setup.sh >/dev/null   # clang, libclang-rt-14-dev (libFuzzer), expa
 
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Fuzz -DXS_FUZZ=ON \
-  -DXS_BUILD_TESTS=ON -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer $SAN" >/dev/null
+  -DXS_BUILD_TESTS=ON -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only -fno-omit-frame-pointer $SAN" >/dev/null
 cmake --build "$BUILD" -j2 --target xs_fuzz
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -26,7 +26,10 @@ run_suite() {  # BUILD_DIR CTEST_EXCLUDE_REGEX [pytest args...]
 }
 
 stage "build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON
+# Line tables only (-g1): backtraces and sanitizer reports keep file:line, and the builds take
+# about a quarter less time than with full debug information.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 cmake --build build -j2
 run_suite build ""
 
@@ -35,6 +38,7 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
   # Warnings are enforced by the normal build; with sanitizers GCC 12 reports false
   # maybe-uninitialized warnings inside std::regex, so these builds do not use -Werror.
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-g1 -DNDEBUG" \
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
   # The proxy and the unit tests of what it links; the load generator and the Python-only
   # deploy tests gain nothing from a second run here, nor does the client-library interop
@@ -46,6 +50,7 @@ if [ "${XS_SANITIZERS:-1}" != 0 ]; then
 
   stage "ThreadSanitizer (multi-worker paths)"
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_WERROR=OFF -DXS_BUILD_TESTS=OFF \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-g1 -DNDEBUG" \
     -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread -fno-omit-frame-pointer"
   cmake --build build-tsan -j2 --target xmpp-shard-proxy
   TSAN_OPTIONS="halt_on_error=1 exitcode=66" XS_PROXY_BIN="$PWD/build-tsan/bin/xmpp-shard-proxy" \
