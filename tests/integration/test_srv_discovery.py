@@ -23,7 +23,7 @@ import pytest
 
 from conftest import DEFAULT_PROXY_OPTS, TENANTS
 from http_support import KeepAliveHttp, bosh_body
-from ops_support import DISCOVERY_FAMILIES, promtool_check, scrape, wait_metric, with_metrics
+from ops_support import DISCOVERY_FAMILIES, promtool_check, scrape, start_with_metrics, wait_metric
 from srv_support import (SRV_HTTP, SRV_XMPP, Dnsmasq, HttpBackend, accepted_counts,
                          backend_of_domains, target)
 from xs_clients import RawClient, header
@@ -163,10 +163,12 @@ def test_added_and_removed_targets_move_about_one_in_n(proxies, shards, dns_serv
     wports = {n: w.port for n, w in web.items()}
     dns = dns_servers("follow", ttl=1).start({n: ports[n] for n in NAMES[:2]}, {n: wports[n] for n in NAMES[:2]})
     cfg = srv_config(dns, http=True)
-    mport = with_metrics(cfg)
-    px = proxies.start(cfg)
+    px, mport = start_with_metrics(proxies, cfg)
+    # The first answers come before the workers accept; the metrics endpoint is up earlier.
+    m, _ = wait_metric(mport, lambda m: m.val("xmpp_shard_discovery_members", backend="shards") == 2
+                       and m.val("xmpp_shard_discovery_members", backend="web") == 2, 10,
+                       "both groups resolved at start-up")
     assert members(mport) == {"shard-1", "shard-2"}
-    m = scrape(mport)
     for name, typ in DISCOVERY_FAMILIES.items():
         assert m.types.get(name) == typ, f"{name}: TYPE {m.types.get(name)!r}"
         assert {l["backend"] for l, _ in m.series(name)} == {"shards", "web"}, name
@@ -220,8 +222,9 @@ def test_a_failing_resolver_keeps_the_last_set(proxies, shards, dns_servers, fig
     ports = {n: fb.port for n, fb in xmpp.items()}
     dns = dns_servers("failing", ttl=1).start({n: ports[n] for n in NAMES[:2]})
     cfg = srv_config(dns)
-    mport = with_metrics(cfg)
-    px = proxies.start(cfg)
+    px, mport = start_with_metrics(proxies, cfg)
+    wait_metric(mport, lambda m: m.val("xmpp_shard_discovery_members", backend="shards") == 2, 10,
+                "the group resolved at start-up")
     domains = [f"d{i:03d}.tenant.test" for i in range(200)]
     before = route_domains(px.port, xmpp, domains)
     fails0 = scrape(mport).val("xmpp_shard_discovery_resolutions_total", backend="shards", result="failure")
@@ -258,8 +261,7 @@ def test_removed_target_keeps_live_sessions_new_ones_move(cluster, proxies, dns_
     cfg = srv_config(dns)
     cfg.proxy["workers"] = 2
     cfg.backends[0].update({"check": "stream", "check_interval": "500ms", "max_sessions": 100})
-    mport = with_metrics(cfg)
-    px = proxies.start(cfg)
+    px, mport = start_with_metrics(proxies, cfg)
     # Health checks apply to the members as to fixed backends (a stream check to each Prosody).
     wait_metric(mport, lambda m: m.val("xmpp_shard_backend_up", backend=target("p0")) == 1
                 and m.val("xmpp_shard_backend_up", backend=target("p1")) == 1, 10,
