@@ -12,11 +12,16 @@
              instances), G (HAProxy http, url_param room) and H (nginx, hash $arg_room); the
              WebSocket round trip and front CPU per relayed frame, memory per idle WebSocket
              session, and F over N = 1..4 instances
+  web-memory memory per idle WebSocket session at the descriptor limit: as many sessions per
+             front as RLIMIT_NOFILE (and the backend's, the loadgen's, the port range) allow
 """
 from __future__ import annotations
 
 import math
+import os
 import re
+import resource
+import time
 from dataclasses import dataclass
 
 from .loadgen import Loadgen, count, lat, proc
@@ -53,7 +58,10 @@ class Params:
     web_overhead_rounds: int = 2
     web_rate: int = 500
     web_memory_sessions: tuple = (1000, 4000)
+    web_memory_limit_points: tuple = (1000, 5000)   # then the limit itself (part web-memory)
+    web_memory_limit_cap: int = 0                    # 0: none
     transports: tuple = ("websocket",)
+    web_transport_mix: str = ""      # storm participants: "" = all WebSocket, else --transport-mix
     web_bosh_clients: int = 100
     web_bosh_rate: int = 200
     web_bosh_secs: float = 10
@@ -65,7 +73,8 @@ class Params:
                    stub_rate=500, overhead_secs=2, setup_secs=2, setup_rounds=1, memory_sessions=(200, 500),
                    web_fixed_rooms=5, web_ladder=(2, 5), web_reps=1, web_scaling=(1, 3, 4),
                    web_scaling_ladder=(5,), web_overhead_rounds=1, web_rate=100,
-                   web_memory_sessions=(100, 300), web_bosh_clients=20, web_bosh_rate=50, web_bosh_secs=2)
+                   web_memory_sessions=(100, 300), web_memory_limit_points=(100,),
+                   web_memory_limit_cap=1000, web_bosh_clients=20, web_bosh_rate=50, web_bosh_secs=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,8 +90,9 @@ def storm_args(t: Topology, kind: str, rooms: int, p: Params) -> tuple[str, list
             "--interval", p.interval, "--bridge-password", PASSWORDS["jvb"],
             "--focus-password", PASSWORDS["focus"], "--brewery-auth", "scram"]
     if kind == "web":
-        return "jitsi", common + [
-            "--transport", "websocket",
+        transport = (["--transport-mix", p.web_transport_mix] if p.web_transport_mix
+                     else ["--transport", "websocket"])
+        return "jitsi", common + transport + [
             "--domain", GUEST, "--muc", CONFERENCE, "--brewery-server", t.brewery_server,
             "--brewery-domain", AUTH, "--brewery-muc", BREWERY, "--bridges", p.bridges,
             "--interval", p.interval, "--bridge-password", PASSWORDS["jvb"],
@@ -431,6 +441,88 @@ def web_memory(lg: Loadgen, stack: Stack, p: Params) -> dict:
         if len(pts) >= 2 and pts[-1]["held"] > pts[0]["held"]:
             slope = (pts[-1]["rss_held_mb"] - pts[0]["rss_held_mb"]) * 1024 / (pts[-1]["held"] - pts[0]["held"])
             out[name].append({"slope_kb_per_session": slope})
+    return out
+
+
+def fd_state(pid: int) -> tuple[int, int]:
+    """(open descriptors, soft RLIMIT_NOFILE) of a process."""
+    soft = 0
+    with open(f"/proc/{pid}/limits") as fh:
+        for line in fh:
+            if line.startswith("Max open files"):
+                soft = int(line.split()[3])
+    return len(os.listdir(f"/proc/{pid}/fd")), soft
+
+
+def port_range() -> int:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        lo, hi = map(int, fh.read().split())
+    return hi - lo + 1
+
+
+def web_memory_limit(lg: Loadgen, stack: Stack, p: Params) -> dict:
+    """Idle WebSocket sessions through each front's one-shard entry to w1, as many as the limits
+    allow: a front holds 2 descriptors per session (client and w1), w1 and the loadgen one, and
+    each loopback destination (the front's port; w1's http port) has one ephemeral port range.
+    Points `web_memory_limit_points`, then the limit; each front restarted before each point
+    (HAProxy and nginx configured for the whole RLIMIT_NOFILE), and w1 left to close the previous
+    point's sessions first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    w1 = stack.instances["w1"]
+    w1_base = fd_state(w1.pid)[0]
+    limits = {"nofile_soft": soft, "nofile_hard": hard, "nr_open": int(open("/proc/sys/fs/nr_open").read()),
+              "ports_per_destination": port_range(), "w1_fds_idle": w1_base, "w1_nofile": fd_state(w1.pid)[1]}
+    reserve = 16                                          # descriptors a process may open meanwhile
+    fronts = {"xmpp-shard": "proxy", "HAProxy": "haproxy", "nginx": "nginx"}
+    out: dict = {"limits": limits, "fronts": {n: {"points": []} for n in fronts}}
+    caps_common = {"loadgen (1 fd per session)": soft - 64,
+                   "w1 Prosody (1 fd per session)": limits["w1_nofile"] - w1_base - 64,
+                   "ephemeral ports per destination": limits["ports_per_destination"] - 64}
+    if p.web_memory_limit_cap:
+        caps_common["--quick cap"] = p.web_memory_limit_cap
+    for point in [*p.web_memory_limit_points, None]:
+        for name, kind in fronts.items():
+            for _ in range(60):                           # w1 closing the last point's sessions
+                if fd_state(w1.pid)[0] <= w1_base + 32:
+                    break
+                time.sleep(0.5)
+            stack.restart_web_front(kind, nofile=soft)
+            server, watch = next((s, w) for nm, s, w in web_paths(stack) if nm == name)
+            fds, nofile = fd_state(watch["front"])
+            caps = {f"{name} RLIMIT_NOFILE {nofile} (2 fds per session, {fds} open idle)": (nofile - fds - reserve) // 2,
+                    **caps_common}
+            if kind == "haproxy":
+                caps[f"HAProxy maxconn {stack.web_fronts['haproxy'].maxconn}"] = stack.web_fronts["haproxy"].maxconn
+            bound = min(caps, key=caps.get)
+            n = caps[bound] if point is None else min(point, caps[bound])
+            rep = lg.run(f"wslimit-{name}-{n}", "steady",
+                         ["--server", server, "--transport", "websocket", "--domain", GUEST, "--auth", "none",
+                          "--clients", n, "--rate", 0, "--warmup", 1, "--duration", 2, "--concurrency", 200],
+                         watch={**watch, "backend": w1.pid}, timeout=90 + n // 40)
+            f, b = proc(rep, "front"), proc(rep, "backend")
+            held = count(rep, "sessions_ready")
+            delta = f["rss_mb_window_end"] - f["rss_mb_start"]
+            pt = {"sessions": n, "held": held, "errors": rep["errors_total"], "error_kinds": rep["errors"],
+                  "front_fds_idle": fds, "front_nofile": nofile, "wall_s": rep["wall_s"],
+                  "rss_start_mb": f["rss_mb_start"], "rss_held_mb": f["rss_mb_window_end"],
+                  "kb_per_session": delta * 1024 / held if held else None,
+                  "w1_rss_start_mb": b.get("rss_mb_start"), "w1_rss_held_mb": b.get("rss_mb_window_end")}
+            if kind == "nginx":                         # nginx says when its slots ran out
+                log = stack.web_fronts["nginx"].dir / "error.log"
+                pt["worker_connections_warnings"] = (log.read_text().count("worker_connections are not enough")
+                                                     if log.exists() else 0)
+            if point is None:
+                out["fronts"][name].update({"limit": n, "bound_by": bound, "caps": caps})
+            out["fronts"][name]["points"].append(pt)
+            lg.log(f"  ws memory at the limit {name} {n}{' (limit: ' + bound + ')' if point is None else ''}: "
+                   f"{held} held, RSS {pt['rss_start_mb']:.1f} -> {pt['rss_held_mb']:.1f} MB, "
+                   f"{pt['kb_per_session'] or 0:.2f} KB/session, errors {rep['errors_total']}")
+    for name, fr in out["fronts"].items():
+        a, z = fr["points"][0], fr["points"][-1]
+        if z["held"] > a["held"]:
+            fr["slope_kb_per_session"] = (z["rss_held_mb"] - a["rss_held_mb"]) * 1024 / (z["held"] - a["held"])
+    stack.restart_web_front("haproxy")                    # back to the web part's configuration
+    stack.restart_web_front("nginx")
     return out
 
 

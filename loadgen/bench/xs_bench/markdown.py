@@ -143,6 +143,8 @@ def render(res: dict) -> str:
         out.append(render_bosh(res["bosh"], res["params"]))
         out.append(table(["goal", "measured", "status"], bosh_goals(res["bosh"])))
         out.append("")
+    if res.get("web_memory"):
+        out.append(render_web_memory(res["web_memory"]))
     g = goals(res)
     if g:
         out.append("### Goals")
@@ -212,9 +214,13 @@ def web_loadgen_share(wb: dict) -> dict:
 def render_web(res: dict) -> str:
     wb = res["web"]
     prm = res["params"]
-    out = ["### One meeting domain over WebSocket: A-web, F, G, H", ""]
+    tr = wb["params"].get("transports", "websocket")
+    tr = "websocket" if tr in (["websocket"], "websocket") else tr
+    out = ["### One meeting domain over WebSocket" + ("" if tr == "websocket" else f" and BOSH ({tr})")
+           + ": A-web, F, G, H", ""]
     lgv = res.get("web_loadgen", {})
-    out.append(f"`jitsi` with `--transport websocket` (participants to the http port with ?room=, rooms of "
+    arg = "--transport websocket" if tr == "websocket" else f"--transport-mix {tr}"
+    out.append(f"`jitsi` with `{arg}` (participants to the http port with ?room=, rooms of "
                f"{prm['room_size']}; the brewery, {prm['bridges']} bridges and the focus, on TCP), "
                f"{prm['web_reps']} interleaved runs per size and topology; F, G, H over the same 2 "
                f"instances (w1 on core 0, w2 on core 1; the brewery on its own instance wb, not pinned). Cells: median p99 join ms "
@@ -395,3 +401,47 @@ def bosh_goals(b: dict) -> list[list]:
              f"offered {s.get('requests_per_s') or 0:.0f} vs {n.get('requests_per_s') or 0:.0f}/s; "
              f"errors {s.get('errors')} vs {n.get('errors')})",
              "met" if cs <= cn and not s.get("errors") else "missed"]]
+
+
+def render_web_memory(wm: dict) -> str:
+    """Part web-memory: idle WebSocket sessions through each front up to the descriptor limit."""
+    lim = wm["limits"]
+    out = ["### Memory per idle WebSocket session at the descriptor limit (upgrade, <open/>, features; to w1)", "",
+           f"RLIMIT_NOFILE {lim['nofile_soft']} (hard {lim['nofile_hard']}, fs.nr_open {lim['nr_open']}); "
+           f"w1 Prosody {lim['w1_nofile']} with {lim['w1_fds_idle']} open idle; "
+           f"{lim['ports_per_destination']} ephemeral ports per loopback destination.", ""]
+    rows = []
+    for name, fr in wm["fronts"].items():
+        for pt in fr["points"]:
+            rows.append([name, pt["sessions"], pt["held"], f(pt["rss_start_mb"]), f(pt["rss_held_mb"]),
+                         f(pt["kb_per_session"], 2), f(pt["w1_rss_held_mb"]), f(pt["wall_s"], 0),
+                         pt["errors"] or "", ", ".join(f"{k} {v}" for k, v in (pt.get("error_kinds") or {}).items())
+                         + ("; nginx: worker_connections are not enough" if pt.get("worker_connections_warnings")
+                            else "")])
+    out.append(table(["front", "sessions", "held", "RSS start MB", "RSS held MB", "KB/session", "w1 RSS MB",
+                      "run s", "errors", "error kinds"], rows))
+    out.append("")
+    rows = [[name, fr.get("limit"), fr.get("bound_by"), f(fr.get("slope_kb_per_session"), 2)]
+            for name, fr in wm["fronts"].items()]
+    out.append(table(["front", "sessions at the limit", "limit that binds", "KB/session (slope, first point to limit)"],
+                     rows))
+    out.append("")
+    out.append(table(["goal", "measured", "status"], web_memory_goals(wm)))
+    out.append("")
+    return "\n".join(out)
+
+
+def web_memory_goals(wm: dict) -> list[list]:
+    fr = wm["fronts"]
+    s = fr["xmpp-shard"].get("slope_kb_per_session")
+    held = {n: (x["points"][-1]["held"] if x["points"] else 0) for n, x in fr.items()}
+    rows = []
+    for peer in ("HAProxy", "nginx"):
+        h = fr[peer].get("slope_kb_per_session")
+        if s is None or not h:
+            rows.append([f"memory per idle WebSocket session <= 0.5x {peer}'s", "no slope", "not measured"])
+            continue
+        rows.append([f"memory per idle WebSocket session <= 0.5x {peer}'s (at the limit)",
+                     f"{f(s, 2)} vs {f(h, 2)} KB = {f(s / h, 2)}x, holding {held['xmpp-shard']} vs {held[peer]} sessions",
+                     "met" if s <= 0.5 * h else "missed"])
+    return rows

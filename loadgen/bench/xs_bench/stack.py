@@ -241,13 +241,13 @@ class Stack:
         return [ShardSet(f"rooms{k}", "", [(f"w{j + 1}", self.http_address(f"w{j + 1}")) for j in range(k)])
                 for k in range(1, self.web_shards + 1)]
 
-    def start_web_front(self, kind: str) -> None:
+    def start_web_front(self, kind: str, nofile: int = 0) -> None:
         sets = self.web_sets()
         for s in sets:
             key = f"{kind}-{s.name}"
             self.ports.setdefault(key, free_port())
             s.bind = f"127.0.0.1:{self.ports[key]}"
-        self.web_fronts[kind] = FrontProcess(kind, sets, self.base / f"{kind}-web").start()
+        self.web_fronts[kind] = FrontProcess(kind, sets, self.base / f"{kind}-web", nofile=nofile).start()
         self._boost(self.web_fronts[kind].pid)
 
     def stop_web_front(self, kind: str) -> None:
@@ -255,14 +255,16 @@ class Stack:
         if f:
             f.stop()
 
-    def restart_web_front(self, kind: str) -> None:
-        """A fresh process of one web front ("proxy", "haproxy", "nginx"): memory from a clean heap."""
+    def restart_web_front(self, kind: str, nofile: int = 0) -> None:
+        """A fresh process of one web front ("proxy", "haproxy", "nginx"): memory from a clean heap;
+        nofile > 0: HAProxy and nginx configured for that many descriptors (the proxy needs no
+        setting: it uses whatever RLIMIT_NOFILE it inherits)."""
         if kind == "proxy":
             self.stop_proxy()
             self.start_proxy()
         else:
             self.stop_web_front(kind)
-            self.start_web_front(kind)
+            self.start_web_front(kind, nofile=nofile)
 
     def restart_front(self) -> None:
         """Fresh proxy and HAProxy processes (memory measurements start from a clean heap)."""
