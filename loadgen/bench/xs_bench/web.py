@@ -112,7 +112,9 @@ class FrontProcess:
 
     def __init__(self, kind: str, sets: list[ShardSet], workdir: Path, nofile: int = 0):
         """nofile > 0: configured to use that many descriptors (part web-memory): HAProxy's
-        maxconn (nofile - 32) / 2, nginx's worker_rlimit_nofile and worker_connections nofile."""
+        maxconn (nofile - 32) / 2, nginx's worker_rlimit_nofile nofile and worker_connections
+        2 x nofile (with worker_connections = nofile nginx runs out of connection slots, "worker_connections
+        are not enough", at about 18 800 descriptors, 9400 sessions; with more the descriptors bind)."""
         assert kind in ("haproxy", "nginx")
         self.kind = kind
         self.nofile = nofile
@@ -144,7 +146,7 @@ class FrontProcess:
             for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
                 (self.dir / "tmp" / t).mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(nginx_config(self.sets, self.dir, nofile=self.nofile or 20000,
-                                                     connections=self.nofile))
+                                                     connections=2 * self.nofile))
             check = ["nginx", "-t", "-q", "-e", str(self.dir / "error.log"), "-p", str(self.dir),
                      "-c", str(self.config_path)]
             cmd = ["nginx", "-e", str(self.dir / "error.log"), "-p", str(self.dir), "-c", str(self.config_path)]
