@@ -113,8 +113,8 @@ class FrontProcess:
     def __init__(self, kind: str, sets: list[ShardSet], workdir: Path, nofile: int = 0):
         """nofile > 0: configured to use that many descriptors (part web-memory): HAProxy's
         maxconn (nofile - 32) / 2, nginx's worker_rlimit_nofile nofile and worker_connections
-        2 x nofile (with worker_connections = nofile nginx runs out of connection slots, "worker_connections
-        are not enough", at about 18 800 descriptors, 9400 sessions; with more the descriptors bind)."""
+        2 x nofile (with nofile slots nginx ran out of them, "worker_connections are not
+        enough", at about 18 800 descriptors, 9400 sessions; with more the descriptors bind)."""
         assert kind in ("haproxy", "nginx")
         self.kind = kind
         self.nofile = nofile
