@@ -390,8 +390,8 @@ def start_proxy(factory, cfg: TlsProxyConfig, *, workdir: Optional[Path] = None,
     """Start a proxy from `cfg` in its own directory (cert paths may be relative to it), with
     metrics on a free port; registered with conftest's factory (`proxies`/`module_proxies`) so
     that it is stopped after the test and a crash fails the test's teardown."""
-    mport = free_port()
-    cfg.proxy["metrics"] = f"127.0.0.1:{mport}"
+    from ops_support import with_metrics
+    mport = with_metrics(cfg)
     factory.base.mkdir(parents=True, exist_ok=True)
     wd = workdir or workdir_for(factory, name)
     px = LoggingProxyProcess(factory.binary, cfg, wd, log_level)
