@@ -409,13 +409,12 @@ def test_wss_and_https_through_a_terminating_http_front(ws_shards, proxies, load
         plaintext.close()
 
 
-class PlaintextAnswer:
-    """A plaintext HTTP server that answers any first bytes with a 400 (how = "answer") or
-    closes (how = "close"), for clients that expected TLS."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 accepting in a thread; subclasses handle each connection."""
+    backlog = 16
 
     def __init__(self):
-        self.how = "answer"
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=16)
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=self.backlog)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -428,10 +427,25 @@ class PlaintextAnswer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                conn.recv(4096)
-                if self.how == "answer":
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self._on_connection(conn)
+
+    def _on_connection(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class PlaintextAnswer(LoopbackServer):
+    """A plaintext HTTP server that answers any first bytes with a 400 (how = "answer") or
+    closes (how = "close"), for clients that expected TLS."""
+
+    def __init__(self):
+        self.how = "answer"
+        super().__init__()
+
+    def _on_connection(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(4096)
+            if self.how == "answer":
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
 @pytest.mark.timeout(60)
@@ -468,32 +482,24 @@ def test_jitsi_web_through_the_proxies(cluster, ws_shards, proxies, loadgen_bin,
     assert sum(per.values()) == parts and all(n % size == 0 for n in per.values()), per
 
 
-class CloseAfterEachAnswer:
+class CloseAfterEachAnswer(LoopbackServer):
     """An HTTP relay in front of one shard that serves one request per connection, as the
     proxy's http listener first did: the request goes to the backend with Connection: close,
     the answer comes back and the client's connection is closed. announce=False strips the
     answer's Connection header, so the client learns of the close only by the close itself
     (and may already have written its next request on that connection)."""
 
+    backlog = 256
+
     def __init__(self, backend_port: int, announce: bool = True):
         self.backend_port = backend_port
         self.announce = announce
         self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _on_connection(self, conn: socket.socket) -> None:
+        self.connections += 1
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     @staticmethod
     def _read_request(conn: socket.socket) -> bytes:
