@@ -8,6 +8,7 @@ namespace xs::routing {
 enum class BoshBodyReader::St : std::uint8_t {
     Start,      // BOM, '<' or whitespace
     Lt,         // after '<': '?' (declaration), '!' or the element name
+    DeclTarget, // after '<?': "xml" then whitespace, else a processing instruction
     Decl,       // inside <?xml ... up to '?'
     DeclQ,      // after '?' inside the declaration
     Misc,       // whitespace before the root
@@ -40,6 +41,7 @@ BoshStatus BoshBodyReader::feed(std::string_view bytes) {
 
 void BoshBodyReader::step(unsigned char c) {
     using xml::is_ws;
+    static constexpr const char* kPi = "processing instruction other than a leading XML declaration";
     static constexpr unsigned char kBom[] = {0xEF, 0xBB, 0xBF};
     auto name_char = [](unsigned char ch) { return xml::is_name_char(ch) || ch >= 0x80; };
     switch (st_) {
@@ -58,14 +60,21 @@ void BoshBodyReader::step(unsigned char c) {
         return reject("text before the root element: " + xml::describe(c));
     case St::Lt:
         if (c == '?') {
-            if (match_ == 4 || seen_ > std::size_t{match_} + 2) return reject("processing instruction other than a leading XML declaration");
-            st_ = St::Decl;
+            if (match_ == 4 || seen_ > std::size_t{match_} + 2) return reject(kPi);
+            st_ = St::DeclTarget;
+            decl_ = 0;
             return;
         }
         if (c == '!') return reject("'<!' (comment, DOCTYPE or CDATA) before the root");
         if (!(xml::is_name_start(c) || c >= 0x80)) return reject("bad element name start " + xml::describe(c));
         elem_.push_back(static_cast<char>(c));
         st_ = St::Name;
+        return;
+    case St::DeclTarget:
+        // Only "<?xml" and whitespace opens the declaration: "<?xm ...?>" or "<?xml-x ...?>" is
+        // a processing instruction (whose content may hold '<').
+        if (decl_ < 3 ? c != static_cast<unsigned char>("xml"[decl_]) : !is_ws(c)) return reject(kPi);
+        if (++decl_ == 4) st_ = St::Decl;
         return;
     case St::Decl:
         if (c == '?') st_ = St::DeclQ;

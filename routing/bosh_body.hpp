@@ -55,6 +55,7 @@ private:
     BoshBody body_;
     St st_{};
     std::uint8_t match_ = 0;   // BOM progress
+    std::uint8_t decl_ = 0;    // bytes of "xml" + whitespace matched after a leading "<?"
     char quote_ = 0;
     bool in_entity_ = false;
     std::string elem_, name_, value_, entity_;

@@ -8,9 +8,9 @@
 // outcome is predicted from the reference (same verdict when decided within the limit, else 431
 // at exactly byte max_head_bytes). On Done: head_bytes ends on "\r\n\r\n"; libhttp-parser 2.9.4
 // (the oracle) also accepts the same bytes, with the same method, URL, version, Content-Length,
-// chunked and upgrade; render_backend_head() reads back as the same request plus the forwarded
-// fields; http_route_key() gives a room/tenant/vnode that are lower-case, bounded, free of
-// controls, and a hash_key built from them. Rejects are 400/414/431/501/505 with a printable
+// chunked and upgrade (two documented http_parser bugs excused); render_backend_head() reads
+// back as the same request plus the forwarded fields; http_route_key() gives a room/tenant/vnode
+// that are lower-case, bounded, free of controls, and a hash_key built from them. Rejects are 400/414/431/501/505 with a printable
 // detail ending in "(at byte N)".
 #include <http_parser.h>
 
@@ -84,6 +84,20 @@ bool oracle_te_prefix_bug(const HttpRequestHead& h) {
     return false;
 }
 
+// http_parser 2.9.4 takes only SP after Content-Length's digits and refuses HTAB there; RFC 9110
+// 5.6.3 OWS is SP or HTAB, and the reader takes both
+// (regressions/fuzz_http_request/oracle-cl-trailing-tab). Only this refusal is excused.
+bool oracle_cl_tab_bug(const HttpRequestHead& h) {
+    for (const auto& f : h.headers) {
+        if (!http::iequals(f.name, "content-length")) continue;
+        const std::string_view after = std::string_view(f.raw).substr(f.raw.find(':') + 1);
+        const std::size_t last = after.find_last_of("0123456789");
+        if (last != std::string_view::npos && after.find('\t', last) != std::string_view::npos)
+            return true;
+    }
+    return false;
+}
+
 void check_oracle(std::string_view in, const HttpRequestHead& h) {
     if (oracle_te_prefix_bug(h)) return;
     Oracle o;
@@ -97,6 +111,7 @@ void check_oracle(std::string_view in, const HttpRequestHead& h) {
     const std::string_view head = in.substr(0, h.head_bytes);
     http_parser_execute(&p, &s, head.data(), head.size());
     const auto err = HTTP_PARSER_ERRNO(&p);
+    if (err == HPE_INVALID_CONTENT_LENGTH && oracle_cl_tab_bug(h)) return;
     XS_FUZZ_CHECK(err == HPE_PAUSED, std::string("accepted, but http_parser says ") +
                                          http_errno_name(err), in);
     XS_FUZZ_CHECK(http_method_str(static_cast<http_method>(p.method)) == h.method,

@@ -102,6 +102,9 @@ TEST_CASE("bosh: refusals", "[bosh]") {
         "<!-- c --><body xmlns='http://jabber.org/protocol/httpbind'/>",
         " <?xml version='1.0'?><body xmlns='http://jabber.org/protocol/httpbind'/>",
         "<?xml version='1.0'?><?pi x?><body xmlns='http://jabber.org/protocol/httpbind'/>",
+        "<?xm a<b?><body xmlns='http://jabber.org/protocol/httpbind'/>",            // a PI, not the declaration
+        "<?xml-stylesheet href='a'?><body xmlns='http://jabber.org/protocol/httpbind'/>",
+        "<?XML version='1.0'?><body xmlns='http://jabber.org/protocol/httpbind'/>",
         "GET / HTTP/1.1\r\n",
         "x<body xmlns='http://jabber.org/protocol/httpbind'/>",
         "\xEF\xBB<body/>",
@@ -111,6 +114,12 @@ TEST_CASE("bosh: refusals", "[bosh]") {
         INFO(c);
         CHECK(rejected(c).find("(at byte ") != std::string::npos);
         require_split_invariant(c);
+    }
+    // A leading "<?" that is not "<?xml" + whitespace is a processing instruction, refused as one
+    // (and not read as a malformed declaration).
+    for (const char* pi : {"<?xm a<b?><body/>", "<?xml-stylesheet href='a'?><body/>", "\xEF\xBB\xBF<?xmlx?>"}) {
+        INFO(pi);
+        CHECK(rejected(pi).find("processing instruction other than a leading XML declaration") == 0);
     }
     BoshBodyReader small(64);
     small.feed("<body xmlns='http://jabber.org/protocol/httpbind' to='" + std::string(1 << 20, 'a'));
