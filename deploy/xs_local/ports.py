@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import collections
 import socket
+import threading
 import time
+
+# The ports this process handed out lately: the kernel may pick the same port for port 0 again
+# as soon as the probe closes, so two ports drawn for one test (a Prosody instance and a fake
+# backend, say) could otherwise be equal while neither is bound yet.
+_RECENT_MAX = 4096
+_recent: collections.deque[int] = collections.deque()
+_recent_set: set[int] = set()
+_lock = threading.Lock()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel picked it for port 0).
+    """A TCP port that was free a moment ago (the kernel picked it for port 0), and none of the
+    last 4096 this process handed out.
 
     There is a small race until the caller binds it; good enough for tests and the runner.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    with _lock:
+        for _ in range(64):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+            if port not in _recent_set:
+                break
+        _recent.append(port)
+        _recent_set.add(port)
+        if len(_recent) > _RECENT_MAX:
+            _recent_set.discard(_recent.popleft())
+        return port
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

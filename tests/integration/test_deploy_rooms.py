@@ -26,6 +26,7 @@ import pytest
 from deploy_support import GOLDEN, HERE, compare_golden, normalise, read_accounts, read_hocon, tool
 from xs_local.jitsi import rendezvous_pick, room_key, room_shard
 from xs_local.plan import PlanError, parse_plan
+from xs_local.ports import free_port
 from xs_local.prosody import make_base_dir
 
 import tomllib
@@ -421,12 +422,6 @@ def test_where_prints_the_shard(base):
     assert r.returncode == 2 and "[jitsi] shards is not set" in r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Shard(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -452,12 +447,12 @@ def test_where_agrees_with_the_proxy_running_the_generated_config(base, proxy_bi
     proxy.toml; each room's request reaches the shard `where` names."""
     shard_base = None
     for _ in range(50):     # three consecutive free ports for the shards' HTTP side
-        p = _free_port()
+        p = free_port()
         if all(_port_free(p + k) for k in range(3)):
             shard_base = p
             break
     assert shard_base, "no three consecutive free ports"
-    http_port, c2s_port = _free_port(), _free_port()
+    http_port, c2s_port = free_port(), free_port()
     text = (rooms_text(3).replace("shard_http_port = 26281", f"shard_http_port = {shard_base}")
             .replace("http_port = 26280", f"http_port = {http_port}")
             .replace("port = 5222", f"port = {c2s_port}").replace('listen = "0.0.0.0"', 'listen = "127.0.0.1"'))
