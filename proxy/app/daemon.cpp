@@ -193,12 +193,14 @@ struct Daemon {
         if (why.empty()) {
             discovery->sync(*result.config);
             next = expand(result.config);
-            if (!next) why = "the routes do not compile with the discovered backends";
+            if (!next) {
+                why = "the routes do not compile with the discovered backends";
+                discovery->sync(*base);  // back to the groups of the running configuration
+            }
         }
         if (!why.empty()) {
             counters.reloads_failure.fetch_add(1);
             log::error("reload failed: ", why, "; configuration unchanged");
-            discovery->sync(*base);
             return;
         }
         base = result.config;
