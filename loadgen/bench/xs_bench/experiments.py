@@ -37,6 +37,7 @@ class Params:
     fixed_rooms: int = 30            # "p99 at a fixed size": 300 participants
     ladder: tuple = (10, 20, 30, 40, 60, 80, 100)   # storm sizes in rooms
     reps: int = 3                    # each size, each topology, interleaved
+    fresh_instances: bool = True     # restart a storm's Prosody instances before each storm run
     bridges: int = 30
     interval: float = 1.0
     stay: float = 2.0
@@ -143,6 +144,16 @@ def interpolate_2s(per_size: dict) -> float | None:
     return None
 
 
+def fresh_start(stack: Stack, topology: str, p: Params) -> None:
+    """With p.fresh_instances, restart the Prosody instances topology `topology` storms, so that
+    no storm runs on an instance that served earlier ones: the same storm was measured costing an
+    instance up to 2x more CPU after other storms (docs/BENCHMARKS.md, "A run on a quiet
+    machine"), and the ladder gives the shards of F, G and H three times as many storms as
+    A-web's instance."""
+    if p.fresh_instances:
+        stack.restart_instances(stack.storm_instances(topology))
+
+
 def storm_ladder(lg: Loadgen, stack: Stack, topologies, kind: str, p: Params, ladder=None,
                  reps=None, fixed_rooms=None, marks=None) -> dict:
     """Storms of growing size; at each size every topology still in the race runs `reps` times,
@@ -151,7 +162,7 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies, kind: str, p: Params, la
     p99 join < 2 s. It stays in the race until the median p99 of its repetitions reaches 2 s (or
     a repetition fails to join everyone), so that the size at p99 = 2 s can be interpolated
     between two measured sizes even when one repetition of a size went over. The fixed size gets
-    charts."""
+    charts. Each run starts on restarted instances unless p.fresh_instances is off."""
     ladder = ladder or p.ladder
     reps = reps or p.reps
     fixed_rooms = p.fixed_rooms if fixed_rooms is None else fixed_rooms
@@ -164,6 +175,7 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies, kind: str, p: Params, la
             order = racing[rep % len(racing):] + racing[:rep % len(racing)]
             for t in order:
                 chart = rooms == fixed_rooms and rep == 0
+                fresh_start(stack, t, p)
                 before = instance_marks(stack) if marks else None
                 row = storm_trial(lg, stack.topology(t), kind, rooms, p, chart=chart,
                                   tag=f"-r{rep}" + ("-fixed" if chart else ""))
@@ -181,6 +193,7 @@ def storm_ladder(lg: Loadgen, stack: Stack, topologies, kind: str, p: Params, la
     # (that run does not change its result: a smaller size already failed).
     for t in topologies:
         if fixed_rooms and not any(r["rooms"] == fixed_rooms for r in trials[t]):
+            fresh_start(stack, t, p)
             row = storm_trial(lg, stack.topology(t), kind, fixed_rooms, p, chart=True, tag="-r0-fixed")
             row["rep"] = 0
             trials[t].append(row)

@@ -309,6 +309,32 @@ class Stack:
             f.close()
         self._logs.clear()
 
+    def restart_instances(self, names: list[str]) -> None:
+        """Fresh Prosody processes for `names`: the same configs, ports, data (accounts) and
+        cores; returns once their c2s and http ports accept again."""
+        insts = [self.instances[n] for n in names]
+        for inst in insts:
+            inst.stop()
+        for inst in insts:
+            inst.spawn()
+        for inst in insts:
+            inst.wait_ready()
+            self._boost(inst.pid)
+            if inst.name in self.http_ports:
+                wait_port("127.0.0.1", self.http_ports[inst.name], timeout=15, proc=inst.proc,
+                          what=f"{inst.name} http")
+
+    def storm_instances(self, name: str) -> list[str]:
+        """The Prosody instances a storm on topology `name` uses (participants and brewery)."""
+        if name == "A":
+            return ["single"]
+        if name in ("B", "C", "D", "E"):
+            return ["p0", "p1"]
+        if name == "A-web":
+            return ["web"]
+        k = int(name[1:] or 2)
+        return [f"w{j + 1}" for j in range(k)] + ["wb"]
+
     # -- topologies -------------------------------------------------------------------------
 
     def topology(self, name: str) -> Topology:
