@@ -10,8 +10,8 @@
 // (the oracle) also accepts the same bytes, with the same method, URL, version, Content-Length,
 // chunked and upgrade (two documented http_parser bugs excused); render_backend_head() reads
 // back as the same request plus the forwarded fields; http_route_key() gives a room/tenant/vnode
-// that are lower-case, bounded, free of controls, and a hash_key built from them. Rejects are 400/414/431/501/505 with a printable
-// detail ending in "(at byte N)".
+// that are lower-case, bounded, free of controls, and a hash_key built from them. Rejects are
+// 400/414/431/501/505 with a printable detail ending in "(at byte N)".
 #include <http_parser.h>
 
 #include <cstring>

@@ -194,25 +194,9 @@ def promtool_check(text: str) -> tuple[int, str]:
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
-def free_port_for(cfg, host: str = "127.0.0.1") -> int:
-    """A free port that none of `cfg`'s listeners or backends names yet: free_port() only probes,
-    so two calls can return the same number, and a metrics port equal to a listener's would be
-    served by that listener (the proxy keeps serving without its metrics)."""
-    taken = set()
-    for d in list(cfg.listeners) + list(cfg.backends):
-        for key in ("bind", "address"):
-            tail = str(d.get(key) or "").rsplit(":", 1)[-1]
-            if tail.isdigit():
-                taken.add(int(tail))
-    while True:
-        port = free_port(host)
-        if port not in taken:
-            return port
-
-
 def with_metrics(cfg, host: str = "127.0.0.1") -> int:
     """Turn the metrics endpoint on (a free port) in a ProxyConfig; returns the port."""
-    port = free_port_for(cfg, host)
+    port = free_port(host)
     cfg.proxy["metrics"] = f"{host}:{port}"
     return port
 

@@ -325,15 +325,10 @@ class Stack:
                           what=f"{inst.name} http")
 
     def storm_instances(self, name: str) -> list[str]:
-        """The Prosody instances a storm on topology `name` uses (participants and brewery)."""
-        if name == "A":
-            return ["single"]
-        if name in ("B", "C", "D", "E"):
-            return ["p0", "p1"]
-        if name == "A-web":
-            return ["web"]
-        k = int(name[1:] or 2)
-        return [f"w{j + 1}" for j in range(k)] + ["wb"]
+        """The Prosody instances a storm on topology `name` uses (participants and brewery): those
+        whose processes the topology watches."""
+        pids = set(self.topology(name).watch.values())
+        return [n for n, inst in self.instances.items() if inst.pid in pids]
 
     # -- topologies -------------------------------------------------------------------------
 
